@@ -1,0 +1,444 @@
+//! One configuration tree for the file, the environment and the command line.
+//!
+//! Each section is declared once with [`section!`]: that gives a *layer* (every key optional; it derives clap
+//! and serde, so the same type is read from `--flags`/`ASSIST_RELAY_*` and from the TOML file) and a
+//! *resolved* struct with the defaults filled in. Precedence is file < environment < flags: clap already puts
+//! flags over the environment, and [`ConfigLayer::merge`] puts both over the file. `config/assist-relay.example.toml`
+//! lists every key; a test keeps it in step with this file.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A duration written the human way: `10m`, `30s`, `500ms`, `4h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Dur, String> {
+        humantime::parse_duration(s).map(Dur).map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 10m, 30s)"))
+    }
+}
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A byte count: `4MiB`, `64KiB`, `512` (KiB/MiB/GiB are powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ByteSize, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            other => return Err(format!("invalid size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB)")),
+        };
+        let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?} (e.g. 4MiB)"))?;
+        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        match n {
+            _ if n >= 1 << 30 && n % (1 << 30) == 0 => write!(f, "{}GiB", n >> 30),
+            _ if n >= 1 << 20 && n % (1 << 20) == 0 => write!(f, "{}MiB", n >> 20),
+            _ if n >= 1 << 10 && n % (1 << 10) == 0 => write!(f, "{}KiB", n >> 10),
+            _ => write!(f, "{n}B"),
+        }
+    }
+}
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+impl ByteSize {
+    pub fn usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+/// Declares a config section: a layer of optional keys (clap + serde) and its resolved form with defaults.
+macro_rules! section {
+    (
+        $(#[doc = $sdoc:literal])*
+        $layer:ident => $resolved:ident {
+            $( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, env = $env:literal; )*
+        }
+    ) => {
+        $(#[doc = $sdoc])*
+        #[derive(Debug, Clone, Default, PartialEq, clap::Args, Deserialize, Serialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $layer {
+            $( $(#[doc = $doc])* #[arg(long, env = $env)] #[serde(skip_serializing_if = "Option::is_none")]
+               pub $field: Option<$ty>, )*
+        }
+
+        $(#[doc = $sdoc])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $resolved {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        impl $layer {
+            /// Keys set in `over` win.
+            pub fn merge(self, over: $layer) -> $layer {
+                $layer { $( $field: over.$field.or(self.$field), )* }
+            }
+            /// Every key set to its default (for the example file test).
+            pub fn defaults() -> $layer {
+                $layer { $( $field: Some($default), )* }
+            }
+            pub fn resolve(&self) -> $resolved {
+                $resolved { $( $field: self.$field.clone().unwrap_or_else(|| $default), )* }
+            }
+        }
+    };
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("valid default address")
+}
+
+section! {
+    /// `[server]`: listeners, data directory, credentials, shutdown.
+    ServerLayer => ServerConfig {
+        /// Directory for the database, keys and the self-signed certificate (created if missing).
+        data_dir: PathBuf = PathBuf::from("data"), env = "ASSIST_RELAY_DATA_DIR";
+        /// UDP address for QUIC clients.
+        quic_listen: SocketAddr = addr("0.0.0.0:4433"), env = "ASSIST_RELAY_QUIC_LISTEN";
+        /// Relay address handed to clients in API responses; empty: 127.0.0.1 with the bound QUIC port.
+        quic_advertise: String = String::new(), env = "ASSIST_RELAY_QUIC_ADVERTISE";
+        /// TCP address of the HTTP API (/api/v1, /healthz, /readyz).
+        http_listen: SocketAddr = addr("127.0.0.1:8080"), env = "ASSIST_RELAY_HTTP_LISTEN";
+        /// TCP address of the Prometheus endpoint (/metrics); keep it internal.
+        metrics_listen: SocketAddr = addr("127.0.0.1:9464"), env = "ASSIST_RELAY_METRICS_LISTEN";
+        /// Service credential for automation (Authorization: Bearer KEY). Empty: read `operator.key` from the
+        /// data directory, creating a random one on first start.
+        operator_key: String = String::new(), env = "ASSIST_RELAY_OPERATOR_KEY";
+        /// How long connected peers get to finish after SIGINT/SIGTERM before the process exits.
+        shutdown_grace: Dur = Dur(Duration::from_secs(5)), env = "ASSIST_RELAY_SHUTDOWN_GRACE";
+    }
+}
+
+section! {
+    /// `[tls]`: the relay's certificate.
+    TlsLayer => TlsConfig {
+        /// PEM certificate chain. Empty: a self-signed certificate in the data directory, made on first start.
+        cert_file: String = String::new(), env = "ASSIST_RELAY_CERT_FILE";
+        /// PEM private key for `cert_file`.
+        key_file: String = String::new(), env = "ASSIST_RELAY_KEY_FILE";
+        /// Names (DNS or IP) put in the self-signed certificate, comma-separated.
+        self_signed_names: String = "localhost,127.0.0.1,::1".to_string(), env = "ASSIST_RELAY_SELF_SIGNED_NAMES";
+    }
+}
+
+section! {
+    /// `[pairing]`: authorization codes and the limits on guessing them (see README, "Why codes can't be guessed").
+    PairingLayer => PairingConfig {
+        /// How long an authorization code (and the technician's join token) stays valid.
+        code_ttl: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_CODE_TTL";
+        /// Digits in a code (6 to 18).
+        code_digits: u32 = 12, env = "ASSIST_RELAY_CODE_DIGITS";
+        /// Codes live at once; creating more answers 503.
+        max_live_codes: usize = 100_000, env = "ASSIST_RELAY_MAX_LIVE_CODES";
+        /// Failed redemptions per second across all addresses (the bound the guessing math rests on).
+        global_failures_per_sec: f64 = 100.0, env = "ASSIST_RELAY_GLOBAL_FAILURES_PER_SEC";
+        /// Burst allowance for the global failure budget.
+        global_failure_burst: u32 = 1000, env = "ASSIST_RELAY_GLOBAL_FAILURE_BURST";
+        /// Failed redemptions per minute from one address (IPv4 /32, IPv6 /64).
+        address_failures_per_min: f64 = 30.0, env = "ASSIST_RELAY_ADDRESS_FAILURES_PER_MIN";
+        /// Burst allowance per address.
+        address_failure_burst: u32 = 30, env = "ASSIST_RELAY_ADDRESS_FAILURE_BURST";
+        /// Consecutive failures from one address before exponential backoff starts.
+        backoff_after: u32 = 5, env = "ASSIST_RELAY_BACKOFF_AFTER";
+        /// Longest backoff for one address.
+        backoff_max: Dur = Dur(Duration::from_secs(60)), env = "ASSIST_RELAY_BACKOFF_MAX";
+    }
+}
+
+section! {
+    /// `[session]`: lifetime of a paired session.
+    SessionLayer => SessionConfig {
+        /// A paired session with no frames or messages for this long ends.
+        idle_timeout: Dur = Dur(Duration::from_secs(300)), env = "ASSIST_RELAY_IDLE_TIMEOUT";
+        /// A paired session ends after this long in any case.
+        max_duration: Dur = Dur(Duration::from_secs(4 * 3600)), env = "ASSIST_RELAY_MAX_DURATION";
+        /// A side whose connection drops may resume within this period.
+        resume_grace: Dur = Dur(Duration::from_secs(30)), env = "ASSIST_RELAY_RESUME_GRACE";
+        /// At most one keyframe request per this interval reaches the customer.
+        keyframe_interval: Dur = Dur(Duration::from_millis(500)), env = "ASSIST_RELAY_KEYFRAME_INTERVAL";
+        /// Input events per second forwarded per session.
+        input_rate: f64 = 250.0, env = "ASSIST_RELAY_INPUT_RATE";
+        /// Input burst allowance per session.
+        input_burst: u32 = 500, env = "ASSIST_RELAY_INPUT_BURST";
+        /// A new connection must send HELLO within this time.
+        hello_timeout: Dur = Dur(Duration::from_secs(10)), env = "ASSIST_RELAY_HELLO_TIMEOUT";
+    }
+}
+
+section! {
+    /// `[limits]`: sizes, counts and queues.
+    LimitsLayer => LimitsConfig {
+        /// Largest media frame payload.
+        max_frame_bytes: ByteSize = ByteSize(4 << 20), env = "ASSIST_RELAY_MAX_FRAME_BYTES";
+        /// Largest control message.
+        max_message_bytes: ByteSize = ByteSize(64 << 10), env = "ASSIST_RELAY_MAX_MESSAGE_BYTES";
+        /// QUIC connections at once (further handshakes are refused).
+        max_connections: usize = 10_000, env = "ASSIST_RELAY_MAX_CONNECTIONS";
+        /// QUIC connections at once from one address (IPv4 /32, IPv6 /64).
+        max_connections_per_address: usize = 32, env = "ASSIST_RELAY_MAX_CONNECTIONS_PER_ADDRESS";
+        /// Unidirectional streams a client may have open at once.
+        max_streams_per_connection: u32 = 32, env = "ASSIST_RELAY_MAX_STREAMS_PER_CONNECTION";
+        /// A receiver whose backlog's oldest frame is older than this skips to the next keyframe.
+        backlog_max_age: Dur = Dur(Duration::from_millis(1000)), env = "ASSIST_RELAY_BACKLOG_MAX_AGE";
+        /// ... or whose backlog exceeds this many bytes.
+        backlog_max_bytes: ByteSize = ByteSize(8 << 20), env = "ASSIST_RELAY_BACKLOG_MAX_BYTES";
+        /// Control messages queued per connection; a peer that lets more pile up is closed (slow_consumer).
+        control_queue: usize = 1024, env = "ASSIST_RELAY_CONTROL_QUEUE";
+        /// Unacknowledged bytes per connection inside QUIC; small keeps stale data out of the transport.
+        send_window: ByteSize = ByteSize(1 << 20), env = "ASSIST_RELAY_SEND_WINDOW";
+        /// UDP socket send and receive buffer (the kernel may cap it at net.core.[rw]mem_max).
+        udp_buffer: ByteSize = ByteSize(8 << 20), env = "ASSIST_RELAY_UDP_BUFFER";
+        /// A connection silent for this long is closed by QUIC (keep-alives keep healthy ones open).
+        quic_idle_timeout: Dur = Dur(Duration::from_secs(15)), env = "ASSIST_RELAY_QUIC_IDLE_TIMEOUT";
+    }
+}
+
+/// Every section, as read from one source.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigLayer {
+    #[command(flatten)]
+    pub server: ServerLayer,
+    #[command(flatten)]
+    pub tls: TlsLayer,
+    #[command(flatten)]
+    pub pairing: PairingLayer,
+    #[command(flatten)]
+    pub session: SessionLayer,
+    #[command(flatten)]
+    pub limits: LimitsLayer,
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub pairing: PairingConfig,
+    pub session: SessionConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML or has unknown keys or bad values.
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    /// A value is outside its allowed range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl ConfigLayer {
+    /// `over`'s keys win.
+    pub fn merge(self, over: ConfigLayer) -> ConfigLayer {
+        ConfigLayer {
+            server: self.server.merge(over.server),
+            tls: self.tls.merge(over.tls),
+            pairing: self.pairing.merge(over.pairing),
+            session: self.session.merge(over.session),
+            limits: self.limits.merge(over.limits),
+        }
+    }
+
+    pub fn defaults() -> ConfigLayer {
+        ConfigLayer {
+            server: ServerLayer::defaults(),
+            tls: TlsLayer::defaults(),
+            pairing: PairingLayer::defaults(),
+            session: SessionLayer::defaults(),
+            limits: LimitsLayer::defaults(),
+        }
+    }
+
+    pub fn from_toml(text: &str, path: &Path) -> Result<ConfigLayer, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), source: Box::new(e) })
+    }
+
+    pub fn from_file(path: &Path) -> Result<ConfigLayer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_owned(), source: e })?;
+        ConfigLayer::from_toml(&text, path)
+    }
+
+    /// Fills defaults and checks ranges.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let cfg = Config {
+            server: self.server.resolve(),
+            tls: self.tls.resolve(),
+            pairing: self.pairing.resolve(),
+            session: self.session.resolve(),
+            limits: self.limits.resolve(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+impl Config {
+    /// The defaults, with the data directory and every listener on loopback port 0 (for tests).
+    pub fn for_tests(data_dir: &Path) -> Config {
+        let mut layer = ConfigLayer::default();
+        layer.server.data_dir = Some(data_dir.to_owned());
+        layer.server.quic_listen = Some(addr("127.0.0.1:0"));
+        layer.server.http_listen = Some(addr("127.0.0.1:0"));
+        layer.server.metrics_listen = Some(addr("127.0.0.1:0"));
+        layer.resolve().expect("test defaults are valid")
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !(6..=18).contains(&self.pairing.code_digits) {
+            return bad(format!("pairing.code_digits must be 6..=18, not {}", self.pairing.code_digits));
+        }
+        if self.limits.max_frame_bytes.0 == 0 || self.limits.max_frame_bytes.0 > u64::from(u32::MAX) {
+            return bad("limits.max_frame_bytes must be between 1 byte and 4GiB".into());
+        }
+        if self.limits.max_message_bytes.0 < 1024 || self.limits.max_message_bytes.0 > 16 << 20 {
+            return bad("limits.max_message_bytes must be between 1KiB and 16MiB".into());
+        }
+        if self.limits.control_queue == 0 || self.limits.max_connections == 0 {
+            return bad("limits.control_queue and limits.max_connections must be at least 1".into());
+        }
+        if self.session.input_rate <= 0.0 || self.pairing.global_failures_per_sec <= 0.0 {
+            return bad("rates must be positive".into());
+        }
+        if self.server.shutdown_grace.0 > Duration::from_secs(600) {
+            return bad("server.shutdown_grace must be at most 10m".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        layer: ConfigLayer,
+    }
+
+    const EXAMPLE: &str = include_str!("../config/assist-relay.example.toml");
+
+    fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                if v.is_table() {
+                    keys(v, &name, out);
+                } else {
+                    out.push(name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn example_file_lists_every_key_with_its_default() {
+        let example = ConfigLayer::from_toml(EXAMPLE, Path::new("example")).unwrap();
+        assert_eq!(example, ConfigLayer::defaults(), "example values must be the defaults");
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        keys(&toml::Value::try_from(ConfigLayer::defaults()).unwrap(), "", &mut want);
+        keys(&toml::Value::Table(toml::from_str(EXAMPLE).unwrap()), "", &mut got);
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn every_flag_has_its_env_var() {
+        use clap::CommandFactory;
+        for arg in Cli::command().get_arguments() {
+            let long = arg.get_long().expect("every key is a long flag");
+            let env = arg.get_env().expect("every key has an env var").to_string_lossy().to_string();
+            assert_eq!(env, format!("ASSIST_RELAY_{}", long.replace('-', "_").to_uppercase()));
+        }
+    }
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let file = ConfigLayer::from_toml(
+            "[server]\nhttp_listen = \"127.0.0.1:1\"\nquic_listen = \"127.0.0.1:2\"\n[pairing]\ncode_ttl = \"5m\"\n",
+            Path::new("f"),
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from(["x", "--quic-listen", "127.0.0.1:3", "--max-frame-bytes", "1MiB"]).unwrap();
+        let cfg = file.merge(cli.layer).resolve().unwrap();
+        assert_eq!(cfg.server.http_listen, addr("127.0.0.1:1"));
+        assert_eq!(cfg.server.quic_listen, addr("127.0.0.1:3"));
+        assert_eq!(cfg.pairing.code_ttl, Dur(Duration::from_secs(300)));
+        assert_eq!(cfg.limits.max_frame_bytes, ByteSize(1 << 20));
+        assert_eq!(cfg.session.resume_grace, Dur(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn bad_values_get_clear_errors() {
+        let e = ConfigLayer::from_toml("[server]\nnope = 1\n", Path::new("f")).unwrap_err().to_string();
+        assert!(e.contains("unknown field") && e.contains("nope"), "{e}");
+        let e = ConfigLayer::from_toml("[pairing]\ncode_ttl = \"ten\"\n", Path::new("f")).unwrap_err().to_string();
+        assert!(e.contains("invalid duration"), "{e}");
+        let mut l = ConfigLayer::default();
+        l.pairing.code_digits = Some(4);
+        assert!(l.resolve().unwrap_err().to_string().contains("code_digits"));
+        assert_eq!("4MiB".parse::<ByteSize>(), Ok(ByteSize(4 << 20)));
+        assert!("4MB".parse::<ByteSize>().is_err());
+        assert_eq!(ByteSize(64 << 10).to_string(), "64KiB");
+    }
+}

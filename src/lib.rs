@@ -1,0 +1,39 @@
+//! assist-relay: a real-time remote-assistance relay.
+//!
+//! ```text
+//! client (QUIC)                                                          HTTP API (axum)
+//!    │                                                                        │ issues codes, join tokens
+//!    ▼                                                                        ▼
+//! transport::quic ──bounded send──► room task ──► core::AssistRoom::handle_input(now, input)
+//! (thin: wire <-> core types)          │            pure: no await, no sockets, no clock
+//!                                      ▼
+//!                     drain core::AssistRoom::poll_output() until Timeout
+//!          ┌───────────────────────────┼──────────────────────────────┐
+//!          ▼                           ▼                              ▼
+//!   Media -> per-receiver MediaQueue   Send -> bounded control queue   Timeout(t) -> sleep until t
+//!   (drop to keyframe) -> writer task  -> writer task                  Event -> metrics, logs
+//! ```
+//!
+//! Modules, from the inside out:
+//! - [`core`]: the pure forwarding core (rooms, media queues, throttles) and its deterministic tests.
+//! - [`protocol`]: the wire format (docs/PROTOCOL.md) and the error codes.
+//! - [`media`]: IVF and H.264 Annex B recordings, frame by frame (demo clients, tests).
+//! - [`pairing`]: authorization codes, signed tokens, guessing limits.
+//! - [`transport`]: TLS (rustls + ring) and QUIC (quinn) around the core.
+//! - [`api`]: the HTTP API.
+//! - [`server`]: assembly: `Server::load(config)` then `run()`.
+//! - [`client`]: the demo technician and customer clients (also used by tests and the load tool).
+//! - [`config`], [`metrics`], [`clock`].
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod core;
+pub mod media;
+pub mod metrics;
+pub mod pairing;
+pub mod protocol;
+pub mod server;
+pub mod transport;

@@ -1,0 +1,128 @@
+//! The wire protocol between clients and the relay (docs/PROTOCOL.md is the normative text; this module is
+//! its one implementation).
+//!
+//! - [`ErrorCode`]: every error and close code, the single place where typed errors become numbers.
+//! - [`message`]: control-stream messages (HELLO, input events, chat, ...) and their length-prefixed codec.
+//! - [`media`]: the group-stream header and the 24-byte frame header.
+//!
+//! Every decoder takes untrusted bytes, checks every length against a limit before allocating, and returns an
+//! error instead of panicking; `tests/` fuzz them with random input.
+
+pub mod media;
+pub mod message;
+
+pub use media::{FrameHeader, GroupHeader, FRAME_HEADER_LEN, GROUP_HEADER_LEN, STREAM_TYPE_GROUP};
+pub use message::{ClientMsg, DecodeError, Hello, InputEvent, ServerMsg};
+
+/// ALPN protocol id of version 1 of the QUIC protocol.
+pub const ALPN: &[u8] = b"assist-relay/1";
+/// Protocol version carried in HELLO.
+pub const VERSION: u8 = 1;
+
+macro_rules! error_codes {
+    ($( $(#[doc = $doc:literal])* $name:ident = $value:literal, $word:literal; )*) => {
+        /// Application error codes: QUIC connection close codes, NOTICE codes, and the `code` of HTTP error bodies.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum ErrorCode { $( $(#[doc = $doc])* $name = $value, )* }
+
+        impl ErrorCode {
+            /// Every code, for documentation tests.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name,)*];
+            /// The stable snake_case name used in JSON bodies, logs and metric labels.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$name => $word,)* }
+            }
+            pub fn from_u32(v: u32) -> Option<ErrorCode> {
+                match v { $($value => Some(ErrorCode::$name),)* _ => None }
+            }
+            /// What it means, in words a person understands (shown by the demo clients).
+            pub fn describe(self) -> &'static str {
+                match self { $(ErrorCode::$name => concat!($($doc),*),)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// session finished normally
+    Ok = 0x00, "ok";
+    /// the relay is shutting down; reconnect later or elsewhere
+    GoingAway = 0x01, "going_away";
+    /// the session was ended by a participant or an operator
+    SessionEnded = 0x02, "session_ended";
+    /// the session was idle for too long
+    IdleTimeout = 0x03, "idle_timeout";
+    /// the session reached its maximum duration
+    MaxDuration = 0x04, "max_duration";
+    /// the other side left and did not come back within the resume grace period
+    PeerGone = 0x05, "peer_gone";
+    /// this connection was replaced by a newer one that resumed the same role
+    Replaced = 0x06, "replaced";
+    /// the authorization code expired before both sides joined
+    SessionExpired = 0x07, "session_expired";
+    /// malformed message or stream
+    ProtocolViolation = 0x10, "protocol_violation";
+    /// a control message exceeded the maximum message size
+    MessageTooLarge = 0x11, "message_too_large";
+    /// a media frame exceeded the maximum frame size
+    FrameTooLarge = 0x12, "frame_too_large";
+    /// too many streams opened on one connection
+    TooManyStreams = 0x13, "too_many_streams";
+    /// no HELLO arrived in time
+    HelloTimeout = 0x14, "hello_timeout";
+    /// a message that this role may not send, or not in this state
+    UnexpectedMessage = 0x15, "unexpected_message";
+    /// protocol version not supported
+    UnsupportedVersion = 0x16, "unsupported_version";
+    /// no such authorization code
+    CodeUnknown = 0x20, "code_unknown";
+    /// the authorization code has expired
+    CodeExpired = 0x21, "code_expired";
+    /// the authorization code was already used
+    CodeUsed = 0x22, "code_used";
+    /// too many failed attempts; wait and try again
+    RateLimited = 0x23, "rate_limited";
+    /// the token is invalid
+    TokenInvalid = 0x24, "token_invalid";
+    /// the token has expired
+    TokenExpired = 0x25, "token_expired";
+    /// no such session
+    SessionNotFound = 0x26, "session_not_found";
+    /// this role is already connected to the session
+    RoleTaken = 0x27, "role_taken";
+    /// too many connections from this address
+    TooManySessions = 0x28, "too_many_sessions";
+    /// the session can no longer be resumed with this token
+    ResumeRefused = 0x29, "resume_refused";
+    /// the peer did not read its control stream fast enough
+    SlowConsumer = 0x2A, "slow_consumer";
+    /// input events are dropped: the customer allows view only
+    InputViewOnly = 0x30, "input_view_only";
+    /// input events are dropped: too many per second
+    InputRateLimited = 0x31, "input_rate_limited";
+    /// the message could not be delivered: the other side is not connected
+    PeerAway = 0x32, "peer_away";
+    /// not permitted for this role
+    NotPermitted = 0x33, "not_permitted";
+    /// the request was invalid
+    BadRequest = 0x40, "bad_request";
+    /// authentication is missing or wrong
+    Unauthorized = 0x41, "unauthorized";
+    /// the request body is too large
+    PayloadTooLarge = 0x42, "payload_too_large";
+    /// the server is at capacity; try again later
+    Busy = 0x50, "busy";
+    /// internal error
+    Internal = 0x51, "internal";
+}
+
+/// Stream reset (RESET_STREAM / STOP_SENDING) codes.
+pub mod stream_code {
+    /// The relay abandoned a stale group because the receiver fell behind; the next group starts with a keyframe.
+    pub const GROUP_SKIPPED: u32 = 0x01;
+    /// The relay is closing the connection.
+    pub const CLOSING: u32 = 0x02;
+    /// The relay does not accept this stream (e.g. a technician opening a media stream).
+    pub const REFUSED: u32 = 0x03;
+}
