@@ -21,7 +21,9 @@ pub struct Dur(pub Duration);
 impl FromStr for Dur {
     type Err = String;
     fn from_str(s: &str) -> Result<Dur, String> {
-        humantime::parse_duration(s).map(Dur).map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 10m, 30s)"))
+        humantime::parse_duration(s)
+            .map(Dur)
+            .map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 10m, 30s)"))
     }
 }
 impl fmt::Display for Dur {
@@ -36,7 +38,9 @@ impl Serialize for Dur {
 }
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -55,10 +59,18 @@ impl FromStr for ByteSize {
             "KiB" => 1 << 10,
             "MiB" => 1 << 20,
             "GiB" => 1 << 30,
-            other => return Err(format!("invalid size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB)")),
+            other => {
+                return Err(format!(
+                    "invalid size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB)"
+                ))
+            }
         };
-        let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?} (e.g. 4MiB)"))?;
-        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("size {s:?} is too large"))
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size {s:?} (e.g. 4MiB)"))?;
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {s:?} is too large"))
     }
 }
 impl fmt::Display for ByteSize {
@@ -275,10 +287,16 @@ pub struct Config {
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is not valid TOML or has unknown keys or bad values.
     #[error("invalid config file {path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
     /// A value is outside its allowed range.
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -307,11 +325,17 @@ impl ConfigLayer {
     }
 
     pub fn from_toml(text: &str, path: &Path) -> Result<ConfigLayer, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), source: Box::new(e) })
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
     }
 
     pub fn from_file(path: &Path) -> Result<ConfigLayer, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_owned(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            source: e,
+        })?;
         ConfigLayer::from_toml(&text, path)
     }
 
@@ -343,16 +367,22 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if !(6..=18).contains(&self.pairing.code_digits) {
-            return bad(format!("pairing.code_digits must be 6..=18, not {}", self.pairing.code_digits));
+            return bad(format!(
+                "pairing.code_digits must be 6..=18, not {}",
+                self.pairing.code_digits
+            ));
         }
-        if self.limits.max_frame_bytes.0 == 0 || self.limits.max_frame_bytes.0 > u64::from(u32::MAX) {
+        if self.limits.max_frame_bytes.0 == 0 || self.limits.max_frame_bytes.0 > u64::from(u32::MAX)
+        {
             return bad("limits.max_frame_bytes must be between 1 byte and 4GiB".into());
         }
         if self.limits.max_message_bytes.0 < 1024 || self.limits.max_message_bytes.0 > 16 << 20 {
             return bad("limits.max_message_bytes must be between 1KiB and 16MiB".into());
         }
         if self.limits.control_queue == 0 || self.limits.max_connections == 0 {
-            return bad("limits.control_queue and limits.max_connections must be at least 1".into());
+            return bad(
+                "limits.control_queue and limits.max_connections must be at least 1".into(),
+            );
         }
         if self.session.input_rate <= 0.0 || self.pairing.global_failures_per_sec <= 0.0 {
             return bad("rates must be positive".into());
@@ -380,7 +410,11 @@ mod tests {
     fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
         if let toml::Value::Table(t) = v {
             for (k, v) in t {
-                let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 if v.is_table() {
                     keys(v, &name, out);
                 } else {
@@ -393,10 +427,22 @@ mod tests {
     #[test]
     fn example_file_lists_every_key_with_its_default() {
         let example = ConfigLayer::from_toml(EXAMPLE, Path::new("example")).unwrap();
-        assert_eq!(example, ConfigLayer::defaults(), "example values must be the defaults");
+        assert_eq!(
+            example,
+            ConfigLayer::defaults(),
+            "example values must be the defaults"
+        );
         let (mut want, mut got) = (Vec::new(), Vec::new());
-        keys(&toml::Value::try_from(ConfigLayer::defaults()).unwrap(), "", &mut want);
-        keys(&toml::Value::Table(toml::from_str(EXAMPLE).unwrap()), "", &mut got);
+        keys(
+            &toml::Value::try_from(ConfigLayer::defaults()).unwrap(),
+            "",
+            &mut want,
+        );
+        keys(
+            &toml::Value::Table(toml::from_str(EXAMPLE).unwrap()),
+            "",
+            &mut got,
+        );
         want.sort();
         got.sort();
         assert_eq!(got, want);
@@ -407,8 +453,15 @@ mod tests {
         use clap::CommandFactory;
         for arg in Cli::command().get_arguments() {
             let long = arg.get_long().expect("every key is a long flag");
-            let env = arg.get_env().expect("every key has an env var").to_string_lossy().to_string();
-            assert_eq!(env, format!("ASSIST_RELAY_{}", long.replace('-', "_").to_uppercase()));
+            let env = arg
+                .get_env()
+                .expect("every key has an env var")
+                .to_string_lossy()
+                .to_string();
+            assert_eq!(
+                env,
+                format!("ASSIST_RELAY_{}", long.replace('-', "_").to_uppercase())
+            );
         }
     }
 
@@ -419,7 +472,14 @@ mod tests {
             Path::new("f"),
         )
         .unwrap();
-        let cli = Cli::try_parse_from(["x", "--quic-listen", "127.0.0.1:3", "--max-frame-bytes", "1MiB"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "x",
+            "--quic-listen",
+            "127.0.0.1:3",
+            "--max-frame-bytes",
+            "1MiB",
+        ])
+        .unwrap();
         let cfg = file.merge(cli.layer).resolve().unwrap();
         assert_eq!(cfg.server.http_listen, addr("127.0.0.1:1"));
         assert_eq!(cfg.server.quic_listen, addr("127.0.0.1:3"));
@@ -430,9 +490,13 @@ mod tests {
 
     #[test]
     fn bad_values_get_clear_errors() {
-        let e = ConfigLayer::from_toml("[server]\nnope = 1\n", Path::new("f")).unwrap_err().to_string();
+        let e = ConfigLayer::from_toml("[server]\nnope = 1\n", Path::new("f"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field") && e.contains("nope"), "{e}");
-        let e = ConfigLayer::from_toml("[pairing]\ncode_ttl = \"ten\"\n", Path::new("f")).unwrap_err().to_string();
+        let e = ConfigLayer::from_toml("[pairing]\ncode_ttl = \"ten\"\n", Path::new("f"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid duration"), "{e}");
         let mut l = ConfigLayer::default();
         l.pairing.code_digits = Some(4);

@@ -35,5 +35,6 @@ pub mod media;
 pub mod metrics;
 pub mod pairing;
 pub mod protocol;
+pub mod relay;
 pub mod server;
 pub mod transport;

@@ -1,1 +1,136 @@
-//! todo
+//! Prometheus metrics. Each subsystem's metrics live in one struct registered once on the server's own
+//! registry (no global default registry). Labels take values from small fixed sets (reasons, results,
+//! roles); never a session, peer or address.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Metrics of the relay: sessions, codes, forwarding, input, connections.
+#[derive(Debug, Clone)]
+pub struct RelayMetrics {
+    pub sessions_active: IntGauge,
+    pub sessions_paired: IntCounter,
+    pub sessions_ended: IntCounterVec,
+    pub codes_issued: IntCounter,
+    pub codes_redeemed: IntCounter,
+    pub code_failures: IntCounterVec,
+    pub frames_forwarded: IntCounter,
+    pub bytes_forwarded: IntCounter,
+    pub frames_dropped: IntCounterVec,
+    pub keyframe_requests: IntCounterVec,
+    pub input_events: IntCounterVec,
+    pub forwarding_latency: Histogram,
+    pub connections_active: IntGauge,
+    pub connections_closed: IntCounterVec,
+    pub groups_reset: IntCounter,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(format!("assist_relay_{name}"), help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(format!("assist_relay_{name}"), help), &[label])
+        .expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(format!("assist_relay_{name}"), help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+impl RelayMetrics {
+    pub fn register(r: &Registry) -> RelayMetrics {
+        let latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "assist_relay_forwarding_latency_seconds",
+                "Time from the relay finishing reading a frame to finishing writing it to a receiver",
+            )
+            .buckets(vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(latency.clone()))
+            .expect("registered once");
+        RelayMetrics {
+            sessions_active: gauge(
+                r,
+                "sessions_active",
+                "Sessions that exist now (waiting or paired)",
+            ),
+            sessions_paired: counter(
+                r,
+                "sessions_paired_total",
+                "Sessions in which both sides joined",
+            ),
+            sessions_ended: counter_vec(
+                r,
+                "sessions_ended_total",
+                "Sessions ended, by reason",
+                "reason",
+            ),
+            codes_issued: counter(r, "codes_issued_total", "Authorization codes issued"),
+            codes_redeemed: counter(r, "codes_redeemed_total", "Authorization codes redeemed"),
+            code_failures: counter_vec(
+                r,
+                "code_failures_total",
+                "Failed code redemptions, by reason",
+                "reason",
+            ),
+            frames_forwarded: counter(r, "frames_forwarded_total", "Frames written to receivers"),
+            bytes_forwarded: counter(
+                r,
+                "bytes_forwarded_total",
+                "Frame bytes (header and payload) written to receivers",
+            ),
+            frames_dropped: counter_vec(
+                r,
+                "frames_dropped_total",
+                "Frames not forwarded, by reason",
+                "reason",
+            ),
+            keyframe_requests: counter_vec(
+                r,
+                "keyframe_requests_total",
+                "Keyframe requests: sent to the sender, or suppressed by the throttle",
+                "result",
+            ),
+            input_events: counter_vec(
+                r,
+                "input_events_total",
+                "Input events: forwarded, or dropped by reason",
+                "result",
+            ),
+            forwarding_latency: latency,
+            connections_active: gauge(r, "connections_active", "QUIC connections open now"),
+            connections_closed: counter_vec(
+                r,
+                "connections_closed_total",
+                "QUIC connections closed by the relay or refused, by close code name",
+                "reason",
+            ),
+            groups_reset: counter(
+                r,
+                "groups_reset_total",
+                "Group streams reset because a receiver fell behind",
+            ),
+        }
+    }
+}
+
+/// The text exposition of a registry.
+pub fn render(r: &Registry) -> String {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&r.gather(), &mut buf)
+        .expect("text encoding cannot fail");
+    String::from_utf8(buf).expect("prometheus text is UTF-8")
+}

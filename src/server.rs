@@ -1,1 +1,259 @@
-//! todo
+//! Assembly. [`Server::load`] does start-up in this order, failing with a clear message at the first problem:
+//! 1. data directory (created, mode 0700 on Unix);
+//! 2. secrets: the token key (`relay.key`) and the operator key (`operator.key`, unless configured),
+//!    created on first start;
+//! 3. TLS identity (configured PEM, or a self-signed certificate made once in `data/tls/`);
+//! 4. metrics registry and the relay;
+//! 5. sockets: QUIC, HTTP API, metrics (port 0 picks a free port; the bound addresses are logged).
+//!
+//! [`Server::run`] serves until the shutdown token is cancelled (SIGINT/SIGTERM in `main`), then: stop
+//! accepting, end every session with `going_away`, wait up to `shutdown_grace` for peers to be told, close
+//! the endpoint, return.
+
+use std::future::IntoFuture;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::metrics::RelayMetrics;
+use crate::protocol::ErrorCode;
+use crate::relay::Relay;
+use crate::transport::{quic, tls, varint};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A file in the data directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A listener could not be bound.
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// QUIC setup failed.
+    #[error("QUIC setup: {0}")]
+    Quic(String),
+}
+
+/// Writes a secret file readable only by its owner.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(data)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServerError + '_ {
+    move |e| ServerError::Io {
+        path: path.to_owned(),
+        source: e,
+    }
+}
+
+/// Reads a secret from `dir/name`, creating it with `make` on first start.
+fn load_or_create_secret(
+    dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> String,
+) -> Result<String, ServerError> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Ok(_) | Err(_)
+            if !path.exists()
+                || std::fs::metadata(&path)
+                    .map(|m| m.len() == 0)
+                    .unwrap_or(false) =>
+        {
+            let s = make();
+            write_private(&path, s.as_bytes()).map_err(io_err(&path))?;
+            tracing::info!(path = %path.display(), "created {name}");
+            Ok(s)
+        }
+        Ok(_) => Ok(String::new()),
+        Err(e) => Err(ServerError::Io { path, source: e }),
+    }
+}
+
+/// A loaded, bound server. See the module documentation.
+pub struct Server {
+    pub cfg: Arc<Config>,
+    pub relay: Arc<Relay>,
+    pub registry: prometheus::Registry,
+    endpoint: quinn::Endpoint,
+    http: TcpListener,
+    metrics: TcpListener,
+    cert_sha256: [u8; 32],
+    operator_key: String,
+    shutdown: CancellationToken,
+}
+
+impl Server {
+    /// Loads with the system clock.
+    pub async fn load(cfg: Config) -> Result<Server, ServerError> {
+        Server::load_with_clock(cfg, Arc::new(SystemClock)).await
+    }
+
+    /// Loads with the given clock (tests pass a [`crate::clock::ManualClock`]).
+    pub async fn load_with_clock(
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Server, ServerError> {
+        let dir = cfg.server.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let token_secret = load_or_create_secret(&dir, "relay.key", || {
+            data_encoding::HEXLOWER.encode(&crate::pairing::TokenKey::generate_secret())
+        })?;
+        let operator_key = if cfg.server.operator_key.is_empty() {
+            load_or_create_secret(&dir, "operator.key", || {
+                data_encoding::BASE64URL_NOPAD.encode(&crate::pairing::TokenKey::generate_secret())
+            })?
+        } else {
+            cfg.server.operator_key.clone()
+        };
+        let identity = tls::load_or_create_identity(&cfg.tls, &dir)?;
+        let cert_sha256 = identity.sha256();
+
+        let registry = prometheus::Registry::new();
+        let cfg = Arc::new(cfg);
+        let relay = Relay::new(
+            cfg.clone(),
+            clock,
+            token_secret.as_bytes(),
+            RelayMetrics::register(&registry),
+        );
+
+        let endpoint = quic::bind(&cfg, &identity)?;
+        let bind_tcp = |addr: SocketAddr, what: &'static str| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServerError::Bind {
+                    what,
+                    addr,
+                    source: e,
+                })
+        };
+        let http = bind_tcp(cfg.server.http_listen, "HTTP API").await?;
+        let metrics = bind_tcp(cfg.server.metrics_listen, "metrics").await?;
+        let server = Server {
+            shutdown: relay.shutdown.clone(),
+            cfg,
+            relay,
+            registry,
+            endpoint,
+            http,
+            metrics,
+            cert_sha256,
+            operator_key,
+        };
+        tracing::info!(
+            quic = %server.quic_addr(),
+            http = %server.http_addr(),
+            metrics = %server.metrics_addr(),
+            cert_sha256 = %tls::fingerprint_hex(&cert_sha256),
+            cert = %identity.source.display(),
+            "listening"
+        );
+        Ok(server)
+    }
+
+    pub fn quic_addr(&self) -> SocketAddr {
+        self.endpoint.local_addr().expect("bound socket")
+    }
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound socket")
+    }
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics.local_addr().expect("bound socket")
+    }
+    pub fn cert_sha256(&self) -> [u8; 32] {
+        self.cert_sha256
+    }
+    pub fn operator_key(&self) -> &str {
+        &self.operator_key
+    }
+
+    /// Cancel it to shut the server down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The relay address handed to clients.
+    pub fn advertised_quic(&self) -> String {
+        if self.cfg.server.quic_advertise.is_empty() {
+            format!("127.0.0.1:{}", self.quic_addr().port())
+        } else {
+            self.cfg.server.quic_advertise.clone()
+        }
+    }
+
+    /// Serves until the shutdown token is cancelled, then shuts down as described in the module docs.
+    pub async fn run(self) -> Result<(), ServerError> {
+        let cancel = self.shutdown.clone();
+        let api = crate::api::router(crate::api::ApiState {
+            relay: self.relay.clone(),
+            operator_key: self.operator_key.clone(),
+            quic_advertise: self.advertised_quic(),
+            cert_sha256: tls::fingerprint_hex(&self.cert_sha256),
+        });
+        let metrics = crate::api::metrics_router(self.registry.clone());
+        self.relay.spawn_sweeper();
+        let http = tokio::spawn(
+            axum::serve(
+                self.http,
+                api.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .into_future(),
+        );
+        let metrics_task = tokio::spawn(
+            axum::serve(self.metrics, metrics)
+                .with_graceful_shutdown(cancel.clone().cancelled_owned())
+                .into_future(),
+        );
+        quic::serve(self.endpoint.clone(), self.relay.clone(), cancel.clone()).await;
+
+        // Shutdown: sessions end with going_away (each room closes its peers after flushing).
+        let grace = self.cfg.server.shutdown_grace.0;
+        tracing::info!(sessions = self.relay.session_count(), grace = ?grace, "shutting down");
+        self.relay.tasks.close();
+        let drained = tokio::time::timeout(grace, self.relay.tasks.wait())
+            .await
+            .is_ok();
+        if !drained {
+            tracing::warn!(
+                sessions = self.relay.session_count(),
+                "grace period over; cutting remaining connections"
+            );
+        }
+        self.endpoint
+            .close(varint(ErrorCode::GoingAway), b"relay shutting down");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle())
+            .await;
+        let _ = http.await;
+        let _ = metrics_task.await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -9,7 +9,9 @@ pub struct SessionId(pub [u8; 16]);
 impl SessionId {
     /// Parses the 32-hex-digit form used in URLs and logs.
     pub fn parse(s: &str) -> Option<SessionId> {
-        let bytes = data_encoding::HEXLOWER_PERMISSIVE.decode(s.as_bytes()).ok()?;
+        let bytes = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(s.as_bytes())
+            .ok()?;
         Some(SessionId(bytes.try_into().ok()?))
     }
 }

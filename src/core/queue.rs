@@ -36,7 +36,11 @@ pub enum PushOutcome {
     /// The backlog was over its bound: `dropped` frames (`dropped_bytes`) were discarded, the writer resets its
     /// stream, and `need_keyframe` says whether the caller should ask the sender for one (false when the frame
     /// that tripped the bound was itself a keyframe, which was queued).
-    Lagged { dropped: usize, dropped_bytes: usize, need_keyframe: bool },
+    Lagged {
+        dropped: usize,
+        dropped_bytes: usize,
+        need_keyframe: bool,
+    },
 }
 
 /// What the writer takes next.
@@ -153,7 +157,10 @@ mod tests {
     use crate::core::tests::frame;
 
     fn limits() -> BacklogLimits {
-        BacklogLimits { max_bytes: 1000, max_age: Duration::from_millis(500) }
+        BacklogLimits {
+            max_bytes: 1000,
+            max_age: Duration::from_millis(500),
+        }
     }
 
     #[test]
@@ -172,11 +179,21 @@ mod tests {
         let t0 = Instant::now();
         let mut q = MediaQueue::new(limits());
         for seq in 0..9 {
-            assert_eq!(q.push(t0, frame(0, seq, seq == 0, 100)), PushOutcome::Queued);
+            assert_eq!(
+                q.push(t0, frame(0, seq, seq == 0, 100)),
+                PushOutcome::Queued
+            );
         }
         // 900 queued + 200 > 1000: lag.
         let out = q.push(t0, frame(0, 9, false, 200));
-        assert_eq!(out, PushOutcome::Lagged { dropped: 10, dropped_bytes: 1100, need_keyframe: true });
+        assert_eq!(
+            out,
+            PushOutcome::Lagged {
+                dropped: 10,
+                dropped_bytes: 1100,
+                need_keyframe: true
+            }
+        );
         assert!(q.reset_pending());
         assert_eq!(q.push(t0, frame(0, 10, false, 10)), PushOutcome::Skipped);
         assert!(matches!(q.pop(), Some(Popped::ResetStream)));
@@ -192,7 +209,14 @@ mod tests {
         assert_eq!(q.push(t0, frame(0, 0, true, 10)), PushOutcome::Queued);
         let later = t0 + Duration::from_millis(501);
         let out = q.push(later, frame(1, 1, true, 10));
-        assert_eq!(out, PushOutcome::Lagged { dropped: 1, dropped_bytes: 10, need_keyframe: false });
+        assert_eq!(
+            out,
+            PushOutcome::Lagged {
+                dropped: 1,
+                dropped_bytes: 10,
+                need_keyframe: false
+            }
+        );
         assert!(matches!(q.pop(), Some(Popped::ResetStream)));
         assert!(matches!(q.pop(), Some(Popped::Frame(f)) if f.seq == 1));
     }

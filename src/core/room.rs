@@ -34,7 +34,12 @@ pub struct RoomConfig {
 pub enum Input {
     /// An authenticated connection joins as `role`. `resume` carries the generation from a resume token;
     /// `allow_control` is the customer's consent on first join.
-    Join { conn: ConnId, role: Role, resume: Option<u32>, allow_control: bool },
+    Join {
+        conn: ConnId,
+        role: Role,
+        resume: Option<u32>,
+        allow_control: bool,
+    },
     /// The connection is gone (closed, lost, or timed out at the transport).
     Left { conn: ConnId },
     /// A media frame read from `conn`.
@@ -52,13 +57,23 @@ pub enum Input {
 #[must_use]
 pub enum Output {
     /// `conn` was accepted as `role`: send it WELCOME with a resume token for `generation`.
-    Accepted { conn: ConnId, role: Role, generation: u32, control_allowed: bool, peer_present: bool },
+    Accepted {
+        conn: ConnId,
+        role: Role,
+        generation: u32,
+        control_allowed: bool,
+        peer_present: bool,
+    },
     /// Queue `frame` on `conn`'s media backlog.
     Media { conn: ConnId, frame: Frame },
     /// Send `msg` on `conn`'s control stream.
     Send { conn: ConnId, msg: ServerMsg },
     /// Close `conn` with `code` (after flushing what was already sent to it).
-    Close { conn: ConnId, code: ErrorCode, reason: &'static str },
+    Close {
+        conn: ConnId,
+        code: ErrorCode,
+        reason: &'static str,
+    },
     /// Something to count or log.
     Event(Event),
     /// Nothing more until this time or the next input.
@@ -84,7 +99,9 @@ impl EndReason {
     /// Close code sent to the peers still connected.
     pub fn code(self) -> ErrorCode {
         match self {
-            EndReason::ByCustomer | EndReason::ByTechnician | EndReason::ByOperator => ErrorCode::SessionEnded,
+            EndReason::ByCustomer | EndReason::ByTechnician | EndReason::ByOperator => {
+                ErrorCode::SessionEnded
+            }
             EndReason::IdleTimeout => ErrorCode::IdleTimeout,
             EndReason::MaxDuration => ErrorCode::MaxDuration,
             EndReason::PeerGone(_) => ErrorCode::PeerGone,
@@ -157,12 +174,22 @@ pub enum Event {
     PeerAway(Role),
     PeerResumed(Role),
     ControlChanged(bool),
-    FrameDropped { reason: DropReason, bytes: usize },
+    FrameDropped {
+        reason: DropReason,
+        bytes: usize,
+    },
     /// A keyframe request reached the customer (`sent`) or was merged into a pending one.
-    KeyframeRequest { sent: bool },
+    KeyframeRequest {
+        sent: bool,
+    },
     InputForwarded,
     InputDropped(DropReason),
-    Ended { reason: EndReason, paired_for: Option<Duration>, frames: u64, bytes: u64 },
+    Ended {
+        reason: EndReason,
+        paired_for: Option<Duration>,
+        frames: u64,
+        bytes: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -194,7 +221,9 @@ impl Notice {
     }
     fn poll_timeout(&self) -> Option<Instant> {
         // `record` sends at once when nothing was sent before, so a pending count always has a `last`.
-        self.last.filter(|_| self.pending > 0).map(|t| t + NOTICE_INTERVAL)
+        self.last
+            .filter(|_| self.pending > 0)
+            .map(|t| t + NOTICE_INTERVAL)
     }
 }
 
@@ -300,12 +329,21 @@ impl AssistRoom {
         if let Some(reason) = self.ended {
             // Only joins need an answer once the session is over; everything else is moot.
             if let Input::Join { conn, .. } = input {
-                self.out.push_back(Output::Close { conn, code: reason.code(), reason: reason.as_str() });
+                self.out.push_back(Output::Close {
+                    conn,
+                    code: reason.code(),
+                    reason: reason.as_str(),
+                });
             }
             return;
         }
         match input {
-            Input::Join { conn, role, resume, allow_control } => self.join(now, conn, role, resume, allow_control),
+            Input::Join {
+                conn,
+                role,
+                resume,
+                allow_control,
+            } => self.join(now, conn, role, resume, allow_control),
             Input::Left { conn } => self.left(now, conn),
             Input::Frame { conn, frame } => self.frame(now, conn, frame),
             Input::Message { conn, msg } => self.message(now, conn, msg),
@@ -318,17 +356,29 @@ impl AssistRoom {
         }
     }
 
-    fn join(&mut self, now: Instant, conn: ConnId, role: Role, resume: Option<u32>, allow_control: bool) {
+    fn join(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        role: Role,
+        resume: Option<u32>,
+        allow_control: bool,
+    ) {
         let grace = self.cfg.resume_grace;
         let slot = self.slot(role);
         let refuse = match resume {
             None if slot.joined => Some(if slot.conn.is_some() {
                 (ErrorCode::RoleTaken, "this role is already connected")
             } else {
-                (ErrorCode::ResumeRefused, "already joined once: resume with the resume token")
+                (
+                    ErrorCode::ResumeRefused,
+                    "already joined once: resume with the resume token",
+                )
             }),
             Some(_) if !slot.joined => Some((ErrorCode::ResumeRefused, "nothing to resume")),
-            Some(g) if g != slot.generation => Some((ErrorCode::ResumeRefused, "resume token superseded")),
+            Some(g) if g != slot.generation => {
+                Some((ErrorCode::ResumeRefused, "resume token superseded"))
+            }
             Some(_) if slot.away_since.is_some_and(|t| now >= t + grace) => {
                 Some((ErrorCode::ResumeRefused, "grace period over"))
             }
@@ -345,7 +395,11 @@ impl AssistRoom {
         slot.generation += 1;
         let generation = slot.generation;
         if let Some(old) = replaced {
-            self.out.push_back(Output::Close { conn: old, code: ErrorCode::Replaced, reason: "resumed elsewhere" });
+            self.out.push_back(Output::Close {
+                conn: old,
+                code: ErrorCode::Replaced,
+                reason: "resumed elsewhere",
+            });
         }
         if role == Role::Customer && first {
             self.control_allowed = allow_control;
@@ -359,7 +413,11 @@ impl AssistRoom {
             control_allowed: self.control_allowed,
             peer_present,
         });
-        let state = if first { PeerState::Joined } else { PeerState::Resumed };
+        let state = if first {
+            PeerState::Joined
+        } else {
+            PeerState::Resumed
+        };
         self.send(role.peer(), ServerMsg::Peer { role, state });
         if !first {
             self.event(Event::PeerResumed(role));
@@ -368,7 +426,10 @@ impl AssistRoom {
             let allowed = self.control_allowed;
             self.send(Role::Technician, ServerMsg::Control { allowed });
         }
-        if self.paired_at.is_none() && self.technician.conn.is_some() && self.customer.conn.is_some() {
+        if self.paired_at.is_none()
+            && self.technician.conn.is_some()
+            && self.customer.conn.is_some()
+        {
             self.paired_at = Some(now);
             self.event(Event::Paired);
         }
@@ -380,11 +441,19 @@ impl AssistRoom {
     }
 
     fn left(&mut self, now: Instant, conn: ConnId) {
-        let Some(role) = self.role_of(conn) else { return };
+        let Some(role) = self.role_of(conn) else {
+            return;
+        };
         let slot = self.slot(role);
         slot.conn = None;
         slot.away_since = Some(now);
-        self.send(role.peer(), ServerMsg::Peer { role, state: PeerState::Away });
+        self.send(
+            role.peer(),
+            ServerMsg::Peer {
+                role,
+                state: PeerState::Away,
+            },
+        );
         self.event(Event::PeerAway(role));
     }
 
@@ -397,7 +466,10 @@ impl AssistRoom {
         let latest = self.groups.iter_mut().find(|(t, _)| *t == frame.track);
         match latest {
             Some((_, g)) if frame.group < *g => {
-                self.event(Event::FrameDropped { reason: DropReason::StaleGroup, bytes: size });
+                self.event(Event::FrameDropped {
+                    reason: DropReason::StaleGroup,
+                    bytes: size,
+                });
                 return;
             }
             Some((_, g)) => *g = frame.group,
@@ -407,12 +479,18 @@ impl AssistRoom {
             self.keyframes.satisfy();
         }
         let Some(tech) = self.technician.conn else {
-            self.event(Event::FrameDropped { reason: DropReason::NoReceiver, bytes: size });
+            self.event(Event::FrameDropped {
+                reason: DropReason::NoReceiver,
+                bytes: size,
+            });
             return;
         };
         if self.technician_needs_keyframe {
             if !frame.keyframe {
-                self.event(Event::FrameDropped { reason: DropReason::AwaitingKeyframe, bytes: size });
+                self.event(Event::FrameDropped {
+                    reason: DropReason::AwaitingKeyframe,
+                    bytes: size,
+                });
                 return;
             }
             self.technician_needs_keyframe = false;
@@ -423,11 +501,15 @@ impl AssistRoom {
     }
 
     fn message(&mut self, now: Instant, conn: ConnId, msg: ClientMsg) {
-        let Some(role) = self.role_of(conn) else { return };
+        let Some(role) = self.role_of(conn) else {
+            return;
+        };
         self.last_activity = now;
         match (role, msg) {
             (Role::Technician, ClientMsg::Input(ev)) => self.input(now, ev),
-            (_, ClientMsg::Chat(text)) => self.relay_text(now, role, ServerMsg::Chat { from: role, text }),
+            (_, ClientMsg::Chat(text)) => {
+                self.relay_text(now, role, ServerMsg::Chat { from: role, text })
+            }
             (_, ClientMsg::Clipboard(text)) => {
                 self.relay_text(now, role, ServerMsg::Clipboard { from: role, text })
             }
@@ -439,7 +521,9 @@ impl AssistRoom {
                 self.send(Role::Customer, ServerMsg::Control { allowed });
                 self.send(Role::Technician, ServerMsg::Control { allowed });
             }
-            (Role::Technician, ClientMsg::KeyframeRequest { track }) => self.request_keyframe(now, track),
+            (Role::Technician, ClientMsg::KeyframeRequest { track }) => {
+                self.request_keyframe(now, track)
+            }
             (Role::Customer, ClientMsg::EndSession) => self.end(now, EndReason::ByCustomer),
             (Role::Technician, ClientMsg::EndSession) => self.end(now, EndReason::ByTechnician),
             (_, ClientMsg::Hello(_)) => self.out.push_back(Output::Close {
@@ -449,7 +533,14 @@ impl AssistRoom {
             }),
             (role, _) => {
                 let message = format!("not permitted for the {}", role.as_str());
-                self.send(role, ServerMsg::Notice { code: ErrorCode::NotPermitted, count: 1, message });
+                self.send(
+                    role,
+                    ServerMsg::Notice {
+                        code: ErrorCode::NotPermitted,
+                        count: 1,
+                        message,
+                    },
+                );
             }
         }
     }
@@ -480,17 +571,43 @@ impl AssistRoom {
 
     fn send_notice(&mut self, notice: usize, count: u32) {
         let (code, text) = match notice {
-            NOTICE_VIEW_ONLY => (ErrorCode::InputViewOnly, "input dropped: the customer allows view only"),
-            NOTICE_RATE => (ErrorCode::InputRateLimited, "input dropped: too many events per second"),
-            _ => (ErrorCode::PeerAway, "not delivered: the customer is not connected"),
+            NOTICE_VIEW_ONLY => (
+                ErrorCode::InputViewOnly,
+                "input dropped: the customer allows view only",
+            ),
+            NOTICE_RATE => (
+                ErrorCode::InputRateLimited,
+                "input dropped: too many events per second",
+            ),
+            _ => (
+                ErrorCode::PeerAway,
+                "not delivered: the customer is not connected",
+            ),
         };
-        self.send(Role::Technician, ServerMsg::Notice { code, count, message: text.to_string() });
+        self.send(
+            Role::Technician,
+            ServerMsg::Notice {
+                code,
+                count,
+                message: text.to_string(),
+            },
+        );
     }
 
     fn relay_text(&mut self, _now: Instant, from: Role, msg: ServerMsg) {
         if !self.send(from.peer(), msg) {
-            let message = format!("not delivered: the {} is not connected", from.peer().as_str());
-            self.send(from, ServerMsg::Notice { code: ErrorCode::PeerAway, count: 1, message });
+            let message = format!(
+                "not delivered: the {} is not connected",
+                from.peer().as_str()
+            );
+            self.send(
+                from,
+                ServerMsg::Notice {
+                    code: ErrorCode::PeerAway,
+                    count: 1,
+                    message,
+                },
+            );
         }
     }
 
@@ -510,12 +627,24 @@ impl AssistRoom {
             return;
         }
         self.ended = Some(reason);
-        for conn in [self.technician.conn.take(), self.customer.conn.take()].into_iter().flatten() {
-            self.out.push_back(Output::Close { conn, code: reason.code(), reason: reason.as_str() });
+        for conn in [self.technician.conn.take(), self.customer.conn.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.out.push_back(Output::Close {
+                conn,
+                code: reason.code(),
+                reason: reason.as_str(),
+            });
         }
         let paired_for = self.paired_at.map(|t| now.saturating_duration_since(t));
         let (frames, bytes) = (self.frames, self.bytes);
-        self.event(Event::Ended { reason, paired_for, frames, bytes });
+        self.event(Event::Ended {
+            reason,
+            paired_for,
+            frames,
+            bytes,
+        });
     }
 
     /// Handles every timer due at `now`.
@@ -526,20 +655,27 @@ impl AssistRoom {
         let reason = match self.paired_at {
             None if now >= self.join_deadline => Some(EndReason::Expired),
             Some(p) if now >= p + self.cfg.max_duration => Some(EndReason::MaxDuration),
-            Some(_) if now >= self.last_activity + self.cfg.idle_timeout => Some(EndReason::IdleTimeout),
-            _ => [Role::Customer, Role::Technician].into_iter().find_map(|r| {
-                let away = match r {
-                    Role::Technician => self.technician.away_since,
-                    Role::Customer => self.customer.away_since,
-                };
-                away.filter(|t| now >= *t + self.cfg.resume_grace).map(|_| EndReason::PeerGone(r))
-            }),
+            Some(_) if now >= self.last_activity + self.cfg.idle_timeout => {
+                Some(EndReason::IdleTimeout)
+            }
+            _ => [Role::Customer, Role::Technician]
+                .into_iter()
+                .find_map(|r| {
+                    let away = match r {
+                        Role::Technician => self.technician.away_since,
+                        Role::Customer => self.customer.away_since,
+                    };
+                    away.filter(|t| now >= *t + self.cfg.resume_grace)
+                        .map(|_| EndReason::PeerGone(r))
+                }),
         };
         if let Some(reason) = reason {
             self.end(now, reason);
             return;
         }
-        if self.keyframes.poll_due(now) && self.send(Role::Customer, ServerMsg::KeyframeRequest { track: 0 }) {
+        if self.keyframes.poll_due(now)
+            && self.send(Role::Customer, ServerMsg::KeyframeRequest { track: 0 })
+        {
             self.event(Event::KeyframeRequest { sent: true });
         }
         for i in 0..self.notices.len() {
@@ -566,10 +702,17 @@ impl AssistRoom {
             None => self.join_deadline,
             Some(p) => (p + self.cfg.max_duration).min(self.last_activity + self.cfg.idle_timeout),
         };
-        for away in [self.technician.away_since, self.customer.away_since].into_iter().flatten() {
+        for away in [self.technician.away_since, self.customer.away_since]
+            .into_iter()
+            .flatten()
+        {
             t = t.min(away + self.cfg.resume_grace);
         }
         let timers = self.notices.iter().filter_map(Notice::poll_timeout);
-        self.keyframes.poll_timeout().into_iter().chain(timers).fold(t, Instant::min)
+        self.keyframes
+            .poll_timeout()
+            .into_iter()
+            .chain(timers)
+            .fold(t, Instant::min)
     }
 }

@@ -65,14 +65,27 @@ impl Sim {
 
     fn paired(allow_control: bool) -> Sim {
         let mut s = Sim::new();
-        s.input(Input::Join { conn: TECH, role: Role::Technician, resume: None, allow_control: false });
-        s.input(Input::Join { conn: CUST, role: Role::Customer, resume: None, allow_control });
+        s.input(Input::Join {
+            conn: TECH,
+            role: Role::Technician,
+            resume: None,
+            allow_control: false,
+        });
+        s.input(Input::Join {
+            conn: CUST,
+            role: Role::Customer,
+            resume: None,
+            allow_control,
+        });
         assert!(s.room.is_paired());
         s
     }
 
     fn limits() -> BacklogLimits {
-        BacklogLimits { max_bytes: 10_000, max_age: Duration::from_millis(500) }
+        BacklogLimits {
+            max_bytes: 10_000,
+            max_age: Duration::from_millis(500),
+        }
     }
 
     fn input(&mut self, input: Input) {
@@ -90,16 +103,28 @@ impl Sim {
         loop {
             match self.room.poll_output() {
                 Output::Timeout(t) => {
-                    assert!(t > self.now || self.room.is_ended().is_some(), "timeout must be in the future");
+                    assert!(
+                        t > self.now || self.room.is_ended().is_some(),
+                        "timeout must be in the future"
+                    );
                     return;
                 }
-                Output::Accepted { conn, generation, .. } => {
+                Output::Accepted {
+                    conn, generation, ..
+                } => {
                     self.accepted.insert(conn, generation);
                 }
                 Output::Media { conn, frame } => {
                     let now = self.now;
-                    let q = self.queues.entry(conn).or_insert_with(|| MediaQueue::new(Sim::limits()));
-                    if let PushOutcome::Lagged { need_keyframe: true, .. } = q.push(now, frame) {
+                    let q = self
+                        .queues
+                        .entry(conn)
+                        .or_insert_with(|| MediaQueue::new(Sim::limits()));
+                    if let PushOutcome::Lagged {
+                        need_keyframe: true,
+                        ..
+                    } = q.push(now, frame)
+                    {
                         self.room.handle_input(now, Input::Lagged { conn });
                     }
                 }
@@ -124,11 +149,18 @@ impl Sim {
     }
 
     fn send_frame(&mut self, group: u64, seq: u64, keyframe: bool) {
-        self.input(Input::Frame { conn: CUST, frame: frame(group, seq, keyframe, 1000) });
+        self.input(Input::Frame {
+            conn: CUST,
+            frame: frame(group, seq, keyframe, 1000),
+        });
     }
 
     fn keyframe_requests(&self) -> usize {
-        self.msgs.get(&CUST).map_or(0, |m| m.iter().filter(|m| matches!(m, ServerMsg::KeyframeRequest { .. })).count())
+        self.msgs.get(&CUST).map_or(0, |m| {
+            m.iter()
+                .filter(|m| matches!(m, ServerMsg::KeyframeRequest { .. }))
+                .count()
+        })
     }
 
     fn msgs(&self, conn: ConnId) -> &[ServerMsg] {
@@ -140,7 +172,10 @@ impl Sim {
 fn pairing_tells_each_side_and_forwards_frames_in_order() {
     let mut s = Sim::paired(true);
     assert_eq!(s.accepted.get(&TECH), Some(&1));
-    assert!(s.msgs(TECH).contains(&ServerMsg::Peer { role: Role::Customer, state: PeerState::Joined }));
+    assert!(s.msgs(TECH).contains(&ServerMsg::Peer {
+        role: Role::Customer,
+        state: PeerState::Joined
+    }));
     assert!(s.msgs(TECH).contains(&ServerMsg::Control { allowed: true }));
     assert!(s.events.contains(&Event::Paired));
     for seq in 0..60 {
@@ -155,38 +190,96 @@ fn pairing_tells_each_side_and_forwards_frames_in_order() {
 fn view_only_drops_input_in_the_relay_and_tells_the_technician_with_counts() {
     let mut s = Sim::paired(false);
     for _ in 0..5 {
-        s.input(Input::Message { conn: TECH, msg: ClientMsg::Input(InputEvent::MouseMove { x: 1, y: 1 }) });
+        s.input(Input::Message {
+            conn: TECH,
+            msg: ClientMsg::Input(InputEvent::MouseMove { x: 1, y: 1 }),
+        });
     }
-    assert!(!s.msgs(CUST).iter().any(|m| matches!(m, ServerMsg::Input(_))), "no input reaches the customer");
-    let notices: Vec<_> = s.msgs(TECH).iter().filter(|m| matches!(m, ServerMsg::Notice { .. })).cloned().collect();
-    assert_eq!(notices.len(), 1, "one notice per interval, not one per event");
-    assert!(matches!(notices[0], ServerMsg::Notice { code: ErrorCode::InputViewOnly, count: 1, .. }));
+    assert!(
+        !s.msgs(CUST)
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Input(_))),
+        "no input reaches the customer"
+    );
+    let notices: Vec<_> = s
+        .msgs(TECH)
+        .iter()
+        .filter(|m| matches!(m, ServerMsg::Notice { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        notices.len(),
+        1,
+        "one notice per interval, not one per event"
+    );
+    assert!(matches!(
+        notices[0],
+        ServerMsg::Notice {
+            code: ErrorCode::InputViewOnly,
+            count: 1,
+            ..
+        }
+    ));
     s.advance(Duration::from_secs(1));
-    assert!(s.msgs(TECH).iter().any(|m| matches!(m, ServerMsg::Notice { code: ErrorCode::InputViewOnly, count: 4, .. })));
+    assert!(s.msgs(TECH).iter().any(|m| matches!(
+        m,
+        ServerMsg::Notice {
+            code: ErrorCode::InputViewOnly,
+            count: 4,
+            ..
+        }
+    )));
     // The customer grants control: input flows.
-    s.input(Input::Message { conn: CUST, msg: ClientMsg::SetControl(true) });
+    s.input(Input::Message {
+        conn: CUST,
+        msg: ClientMsg::SetControl(true),
+    });
     assert!(s.msgs(TECH).contains(&ServerMsg::Control { allowed: true }));
-    s.input(Input::Message { conn: TECH, msg: ClientMsg::Input(InputEvent::MouseMove { x: 2, y: 2 }) });
-    assert!(s.msgs(CUST).contains(&ServerMsg::Input(InputEvent::MouseMove { x: 2, y: 2 })));
+    s.input(Input::Message {
+        conn: TECH,
+        msg: ClientMsg::Input(InputEvent::MouseMove { x: 2, y: 2 }),
+    });
+    assert!(s
+        .msgs(CUST)
+        .contains(&ServerMsg::Input(InputEvent::MouseMove { x: 2, y: 2 })));
     // ...and revokes it again.
-    s.input(Input::Message { conn: CUST, msg: ClientMsg::SetControl(false) });
-    s.input(Input::Message { conn: TECH, msg: ClientMsg::Input(InputEvent::MouseMove { x: 3, y: 3 }) });
-    assert!(!s.msgs(CUST).contains(&ServerMsg::Input(InputEvent::MouseMove { x: 3, y: 3 })));
+    s.input(Input::Message {
+        conn: CUST,
+        msg: ClientMsg::SetControl(false),
+    });
+    s.input(Input::Message {
+        conn: TECH,
+        msg: ClientMsg::Input(InputEvent::MouseMove { x: 3, y: 3 }),
+    });
+    assert!(!s
+        .msgs(CUST)
+        .contains(&ServerMsg::Input(InputEvent::MouseMove { x: 3, y: 3 })));
 }
 
 #[test]
 fn input_over_the_rate_is_dropped_and_refills_with_time() {
     let mut s = Sim::paired(true);
-    let mv = |x| Input::Message { conn: TECH, msg: ClientMsg::Input(InputEvent::MouseMove { x, y: 0 }) };
+    let mv = |x| Input::Message {
+        conn: TECH,
+        msg: ClientMsg::Input(InputEvent::MouseMove { x, y: 0 }),
+    };
     for x in 0..8 {
         s.input(mv(x));
     }
-    let forwarded = s.msgs(CUST).iter().filter(|m| matches!(m, ServerMsg::Input(_))).count();
+    let forwarded = s
+        .msgs(CUST)
+        .iter()
+        .filter(|m| matches!(m, ServerMsg::Input(_)))
+        .count();
     assert_eq!(forwarded, 5, "burst of 5");
-    assert!(s.events.contains(&Event::InputDropped(DropReason::RateLimited)));
+    assert!(s
+        .events
+        .contains(&Event::InputDropped(DropReason::RateLimited)));
     s.advance(Duration::from_millis(100)); // one token at 10/s
     s.input(mv(100));
-    assert!(s.msgs(CUST).contains(&ServerMsg::Input(InputEvent::MouseMove { x: 100, y: 0 })));
+    assert!(s
+        .msgs(CUST)
+        .contains(&ServerMsg::Input(InputEvent::MouseMove { x: 100, y: 0 })));
 }
 
 #[test]
@@ -199,14 +292,25 @@ fn stalled_receiver_skips_to_the_next_keyframe_with_exactly_one_keyframe_request
         s.send_frame(0, seq, false);
         s.advance(Duration::from_millis(33));
     }
-    assert_eq!(s.keyframe_requests(), 1, "one overflow, one request; later frames are skipped quietly");
-    assert_eq!(s.queues[&TECH].backlog(), (0, 0), "the stale backlog was flushed, later deltas skipped");
+    assert_eq!(
+        s.keyframe_requests(),
+        1,
+        "one overflow, one request; later frames are skipped quietly"
+    );
+    assert_eq!(
+        s.queues[&TECH].backlog(),
+        (0, 0),
+        "the stale backlog was flushed, later deltas skipped"
+    );
     // The customer answers with a keyframe; the receiver resumes there.
     s.send_frame(1, 40, true);
     s.send_frame(1, 41, false);
     s.drain_writer(TECH);
     let delivered = &s.delivered[&TECH];
-    let resumed_at = delivered.iter().position(|&q| q == 40).expect("keyframe delivered");
+    let resumed_at = delivered
+        .iter()
+        .position(|&q| q == 40)
+        .expect("keyframe delivered");
     assert_eq!(&delivered[resumed_at..], &[40, 41]);
     assert!(delivered[..resumed_at].iter().all(|&q| q < 40));
     // The keyframe satisfied the pending request: none goes out later.
@@ -218,11 +322,18 @@ fn stalled_receiver_skips_to_the_next_keyframe_with_exactly_one_keyframe_request
 fn technician_keyframe_requests_are_throttled() {
     let mut s = Sim::paired(true);
     for _ in 0..10 {
-        s.input(Input::Message { conn: TECH, msg: ClientMsg::KeyframeRequest { track: 0 } });
+        s.input(Input::Message {
+            conn: TECH,
+            msg: ClientMsg::KeyframeRequest { track: 0 },
+        });
     }
     assert_eq!(s.keyframe_requests(), 1);
     s.advance(Duration::from_secs(1));
-    assert_eq!(s.keyframe_requests(), 2, "the merged request goes out when the interval ends");
+    assert_eq!(
+        s.keyframe_requests(),
+        2,
+        "the merged request goes out when the interval ends"
+    );
 }
 
 #[test]
@@ -230,24 +341,52 @@ fn resume_within_grace_replaces_and_restarts_at_a_keyframe() {
     let mut s = Sim::paired(true);
     s.send_frame(0, 0, true);
     s.input(Input::Left { conn: TECH });
-    assert!(s.msgs(CUST).contains(&ServerMsg::Peer { role: Role::Technician, state: PeerState::Away }));
+    assert!(s.msgs(CUST).contains(&ServerMsg::Peer {
+        role: Role::Technician,
+        state: PeerState::Away
+    }));
     s.send_frame(0, 1, false); // nobody to receive it
-    assert!(s.events.contains(&Event::FrameDropped { reason: DropReason::NoReceiver, bytes: 1000 }));
+    assert!(s.events.contains(&Event::FrameDropped {
+        reason: DropReason::NoReceiver,
+        bytes: 1000
+    }));
     s.advance(Duration::from_secs(29));
     let tech2 = ConnId(3);
-    s.input(Input::Join { conn: tech2, role: Role::Technician, resume: Some(1), allow_control: false });
+    s.input(Input::Join {
+        conn: tech2,
+        role: Role::Technician,
+        resume: Some(1),
+        allow_control: false,
+    });
     assert_eq!(s.accepted.get(&tech2), Some(&2));
-    assert!(s.msgs(CUST).contains(&ServerMsg::Peer { role: Role::Technician, state: PeerState::Resumed }));
-    assert_eq!(s.keyframe_requests(), 1, "mid-stream resume asks for a keyframe");
+    assert!(s.msgs(CUST).contains(&ServerMsg::Peer {
+        role: Role::Technician,
+        state: PeerState::Resumed
+    }));
+    assert_eq!(
+        s.keyframe_requests(),
+        1,
+        "mid-stream resume asks for a keyframe"
+    );
     s.send_frame(0, 2, false);
     s.send_frame(1, 3, true);
     s.drain_writer(tech2);
     assert_eq!(s.delivered[&tech2], vec![3], "starts at the keyframe");
     // The superseded token no longer works, and a live connection is replaced by a valid resume.
     let tech3 = ConnId(4);
-    s.input(Input::Join { conn: tech3, role: Role::Technician, resume: Some(1), allow_control: false });
+    s.input(Input::Join {
+        conn: tech3,
+        role: Role::Technician,
+        resume: Some(1),
+        allow_control: false,
+    });
     assert_eq!(s.closed.get(&tech3), Some(&ErrorCode::ResumeRefused));
-    s.input(Input::Join { conn: tech3, role: Role::Technician, resume: Some(2), allow_control: false });
+    s.input(Input::Join {
+        conn: tech3,
+        role: Role::Technician,
+        resume: Some(2),
+        allow_control: false,
+    });
     assert_eq!(s.closed.get(&tech2), Some(&ErrorCode::Replaced));
     assert_eq!(s.accepted.get(&tech3), Some(&3));
 }
@@ -260,28 +399,50 @@ fn no_resume_after_grace_and_the_other_side_is_told_why() {
     assert_eq!(s.room.is_ended(), Some(EndReason::PeerGone(Role::Customer)));
     assert_eq!(s.closed.get(&TECH), Some(&ErrorCode::PeerGone));
     let c2 = ConnId(9);
-    s.input(Input::Join { conn: c2, role: Role::Customer, resume: Some(1), allow_control: true });
+    s.input(Input::Join {
+        conn: c2,
+        role: Role::Customer,
+        resume: Some(1),
+        allow_control: true,
+    });
     assert_eq!(s.closed.get(&c2), Some(&ErrorCode::PeerGone));
 }
 
 #[test]
 fn customer_ends_the_session_and_nothing_flows_after() {
     let mut s = Sim::paired(true);
-    s.input(Input::Message { conn: CUST, msg: ClientMsg::EndSession });
+    s.input(Input::Message {
+        conn: CUST,
+        msg: ClientMsg::EndSession,
+    });
     assert_eq!(s.room.is_ended(), Some(EndReason::ByCustomer));
     assert_eq!(s.closed.get(&TECH), Some(&ErrorCode::SessionEnded));
     assert_eq!(s.closed.get(&CUST), Some(&ErrorCode::SessionEnded));
     let before = s.msgs(CUST).len();
-    s.input(Input::Message { conn: TECH, msg: ClientMsg::Input(InputEvent::MouseMove { x: 0, y: 0 }) });
-    s.input(Input::End { reason: EndReason::ByTechnician });
+    s.input(Input::Message {
+        conn: TECH,
+        msg: ClientMsg::Input(InputEvent::MouseMove { x: 0, y: 0 }),
+    });
+    s.input(Input::End {
+        reason: EndReason::ByTechnician,
+    });
     assert_eq!(s.msgs(CUST).len(), before);
-    assert_eq!(s.room.is_ended(), Some(EndReason::ByCustomer), "the first end stands");
+    assert_eq!(
+        s.room.is_ended(),
+        Some(EndReason::ByCustomer),
+        "the first end stands"
+    );
 }
 
 #[test]
 fn sessions_end_on_expiry_idle_and_maximum_duration() {
     let mut s = Sim::new();
-    s.input(Input::Join { conn: TECH, role: Role::Technician, resume: None, allow_control: false });
+    s.input(Input::Join {
+        conn: TECH,
+        role: Role::Technician,
+        resume: None,
+        allow_control: false,
+    });
     s.advance(Duration::from_secs(600));
     assert_eq!(s.room.is_ended(), Some(EndReason::Expired));
     assert_eq!(s.closed.get(&TECH), Some(&ErrorCode::SessionExpired));
@@ -289,7 +450,10 @@ fn sessions_end_on_expiry_idle_and_maximum_duration() {
     let mut s = Sim::paired(true);
     s.advance(Duration::from_secs(299));
     assert_eq!(s.room.is_ended(), None);
-    s.input(Input::Message { conn: CUST, msg: ClientMsg::Chat("still here".into()) });
+    s.input(Input::Message {
+        conn: CUST,
+        msg: ClientMsg::Chat("still here".into()),
+    });
     s.advance(Duration::from_secs(299));
     assert_eq!(s.room.is_ended(), None, "activity resets the idle timer");
     s.advance(Duration::from_secs(1));
@@ -306,20 +470,53 @@ fn sessions_end_on_expiry_idle_and_maximum_duration() {
 #[test]
 fn roles_are_enforced_and_joins_are_single_use() {
     let mut s = Sim::paired(true);
-    s.input(Input::Message { conn: CUST, msg: ClientMsg::Input(InputEvent::MouseMove { x: 0, y: 0 }) });
-    assert!(s.msgs(CUST).iter().any(|m| matches!(m, ServerMsg::Notice { code: ErrorCode::NotPermitted, .. })));
-    s.input(Input::Message { conn: TECH, msg: ClientMsg::SetControl(false) });
-    assert!(s.msgs(TECH).iter().any(|m| matches!(m, ServerMsg::Notice { code: ErrorCode::NotPermitted, .. })));
+    s.input(Input::Message {
+        conn: CUST,
+        msg: ClientMsg::Input(InputEvent::MouseMove { x: 0, y: 0 }),
+    });
+    assert!(s.msgs(CUST).iter().any(|m| matches!(
+        m,
+        ServerMsg::Notice {
+            code: ErrorCode::NotPermitted,
+            ..
+        }
+    )));
+    s.input(Input::Message {
+        conn: TECH,
+        msg: ClientMsg::SetControl(false),
+    });
+    assert!(s.msgs(TECH).iter().any(|m| matches!(
+        m,
+        ServerMsg::Notice {
+            code: ErrorCode::NotPermitted,
+            ..
+        }
+    )));
     let other = ConnId(7);
-    s.input(Input::Join { conn: other, role: Role::Technician, resume: None, allow_control: false });
+    s.input(Input::Join {
+        conn: other,
+        role: Role::Technician,
+        resume: None,
+        allow_control: false,
+    });
     assert_eq!(s.closed.get(&other), Some(&ErrorCode::RoleTaken));
     // Chat goes both ways in order.
-    s.input(Input::Message { conn: TECH, msg: ClientMsg::Chat("one".into()) });
-    s.input(Input::Message { conn: TECH, msg: ClientMsg::Chat("two".into()) });
-    let chats: Vec<_> = s.msgs(CUST).iter().filter_map(|m| match m {
-        ServerMsg::Chat { text, .. } => Some(text.as_str()),
-        _ => None,
-    }).collect();
+    s.input(Input::Message {
+        conn: TECH,
+        msg: ClientMsg::Chat("one".into()),
+    });
+    s.input(Input::Message {
+        conn: TECH,
+        msg: ClientMsg::Chat("two".into()),
+    });
+    let chats: Vec<_> = s
+        .msgs(CUST)
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Chat { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(chats, ["one", "two"]);
 }
 
@@ -330,5 +527,8 @@ fn frames_of_an_older_group_are_dropped() {
     s.send_frame(0, 29, false);
     s.drain_writer(TECH);
     assert_eq!(s.delivered[&TECH], vec![30]);
-    assert!(s.events.contains(&Event::FrameDropped { reason: DropReason::StaleGroup, bytes: 1000 }));
+    assert!(s.events.contains(&Event::FrameDropped {
+        reason: DropReason::StaleGroup,
+        bytes: 1000
+    }));
 }

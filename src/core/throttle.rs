@@ -17,7 +17,12 @@ impl TokenBucket {
     /// A full bucket.
     pub fn new(now: Instant, rate_per_sec: f64, burst: u32) -> TokenBucket {
         let burst = f64::from(burst.max(1));
-        TokenBucket { rate: rate_per_sec.max(0.0), burst, tokens: burst, updated: now }
+        TokenBucket {
+            rate: rate_per_sec.max(0.0),
+            burst,
+            tokens: burst,
+            updated: now,
+        }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -80,7 +85,11 @@ pub struct IntervalThrottle {
 
 impl IntervalThrottle {
     pub fn new(interval: Duration) -> IntervalThrottle {
-        IntervalThrottle { interval, last_sent: None, pending: false }
+        IntervalThrottle {
+            interval,
+            last_sent: None,
+            pending: false,
+        }
     }
 
     pub fn request(&mut self, now: Instant) -> Throttled {
@@ -154,6 +163,10 @@ mod tests {
         assert!(!th.poll_due(t0 + ms(5000)), "released once only");
         assert_eq!(th.request(t0 + ms(1500)), Throttled::Suppressed);
         th.satisfy();
-        assert_eq!(th.poll_timeout(), None, "satisfied before due: nothing sent");
+        assert_eq!(
+            th.poll_timeout(),
+            None,
+            "satisfied before due: nothing sent"
+        );
     }
 }

@@ -1,1 +1,84 @@
-//! todo
+//! Pairing: how a technician and a customer find the same session without trusting each other's network.
+//!
+//! - [`codes`]: authorization codes: random digits, single-use, expiring, with distinct errors for unknown,
+//!   expired and used codes.
+//! - [`tokens`]: HMAC-SHA256 join and resume tokens (ring), verified in constant time.
+//! - [`limiter`]: limits on failed redemptions, per address and global, with backoff.
+//!
+//! The README's "Why codes can't be guessed" derives the defaults.
+
+pub mod codes;
+pub mod limiter;
+pub mod tokens;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub use codes::{CodeBook, IssuedCode};
+pub use limiter::AttemptLimiter;
+pub use tokens::{Claims, TokenKey, TokenKind};
+
+use crate::core::SessionId;
+use crate::protocol::ErrorCode;
+
+/// Why a pairing step failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairingError {
+    /// No live or recently spent code matches.
+    #[error("no such code")]
+    CodeUnknown,
+    /// The code existed but expired.
+    #[error("code expired")]
+    CodeExpired,
+    /// The code was already redeemed.
+    #[error("code already used")]
+    CodeUsed,
+    /// Too many failed attempts from this address or overall.
+    #[error("too many failed attempts; retry in {}s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    /// The token's signature or format is wrong.
+    #[error("invalid token")]
+    TokenInvalid,
+    /// The token's lifetime is over.
+    #[error("token expired")]
+    TokenExpired,
+    /// Too many live codes at once.
+    #[error("too many live codes")]
+    TooManyCodes,
+}
+
+impl PairingError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            PairingError::CodeUnknown => ErrorCode::CodeUnknown,
+            PairingError::CodeExpired => ErrorCode::CodeExpired,
+            PairingError::CodeUsed => ErrorCode::CodeUsed,
+            PairingError::RateLimited { .. } => ErrorCode::RateLimited,
+            PairingError::TokenInvalid => ErrorCode::TokenInvalid,
+            PairingError::TokenExpired => ErrorCode::TokenExpired,
+            PairingError::TooManyCodes => ErrorCode::Busy,
+        }
+    }
+}
+
+/// Redeems a code under the guessing limits: the attempt is admitted (or refused) before the code is looked
+/// at, a failure is charged to the address and the global budget, a success is not.
+pub fn redeem_limited(
+    book: &CodeBook,
+    limiter: &AttemptLimiter,
+    now: std::time::Instant,
+    from: IpAddr,
+    code: &str,
+) -> Result<SessionId, PairingError> {
+    let permit = limiter.admit(now, from)?;
+    match book.redeem(now, code) {
+        Ok(session) => {
+            limiter.succeeded(permit);
+            Ok(session)
+        }
+        Err(e) => {
+            limiter.failed(now, permit);
+            Err(e)
+        }
+    }
+}

@@ -95,10 +95,16 @@ impl FrameHeader {
     }
 
     /// Decodes and checks a header; `max_payload` is the configured maximum frame size.
-    pub fn decode(b: &[u8; FRAME_HEADER_LEN], max_payload: usize) -> Result<FrameHeader, MediaHeaderError> {
+    pub fn decode(
+        b: &[u8; FRAME_HEADER_LEN],
+        max_payload: usize,
+    ) -> Result<FrameHeader, MediaHeaderError> {
         let payload_len = u32::from_be_bytes(b[0..4].try_into().expect("4 bytes"));
         if payload_len as usize > max_payload {
-            return Err(MediaHeaderError::TooLarge { len: payload_len as usize, max: max_payload });
+            return Err(MediaHeaderError::TooLarge {
+                len: payload_len as usize,
+                max: max_payload,
+            });
         }
         let codec = Codec::from_wire(b[4]).ok_or(MediaHeaderError::Codec(b[4]))?;
         if b[5] & !FLAG_KEYFRAME != 0 || b[6] != 0 || b[7] != 0 {
@@ -128,20 +134,41 @@ mod tests {
 
     #[test]
     fn headers_round_trip_and_reject_bad_fields() {
-        let g = GroupHeader { track: 7, group: u64::MAX - 1 };
+        let g = GroupHeader {
+            track: 7,
+            group: u64::MAX - 1,
+        };
         assert_eq!(GroupHeader::decode(&g.encode()), Ok(g));
         let mut bad = g.encode();
         bad[0] = 9;
-        assert_eq!(GroupHeader::decode(&bad), Err(MediaHeaderError::StreamType(9)));
+        assert_eq!(
+            GroupHeader::decode(&bad),
+            Err(MediaHeaderError::StreamType(9))
+        );
 
-        let h = FrameHeader { payload_len: 100, codec: Codec::H264, keyframe: true, seq: 3, capture_ts_us: 99 };
+        let h = FrameHeader {
+            payload_len: 100,
+            codec: Codec::H264,
+            keyframe: true,
+            seq: 3,
+            capture_ts_us: 99,
+        };
         assert_eq!(FrameHeader::decode(&h.encode(), 100), Ok(h));
-        assert_eq!(FrameHeader::decode(&h.encode(), 99), Err(MediaHeaderError::TooLarge { len: 100, max: 99 }));
+        assert_eq!(
+            FrameHeader::decode(&h.encode(), 99),
+            Err(MediaHeaderError::TooLarge { len: 100, max: 99 })
+        );
         let mut bad = h.encode();
         bad[5] = 0x03;
-        assert_eq!(FrameHeader::decode(&bad, 100), Err(MediaHeaderError::Reserved));
+        assert_eq!(
+            FrameHeader::decode(&bad, 100),
+            Err(MediaHeaderError::Reserved)
+        );
         let mut bad = h.encode();
         bad[4] = 0;
-        assert_eq!(FrameHeader::decode(&bad, 100), Err(MediaHeaderError::Codec(0)));
+        assert_eq!(
+            FrameHeader::decode(&bad, 100),
+            Err(MediaHeaderError::Codec(0))
+        );
     }
 }

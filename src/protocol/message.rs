@@ -50,16 +50,33 @@ pub enum Hello {
 /// edge, 65535 the right/bottom edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputEvent {
-    MouseMove { x: u16, y: u16 },
+    MouseMove {
+        x: u16,
+        y: u16,
+    },
     /// `button`: 0 left, 1 right, 2 middle, 3 back, 4 forward.
-    MouseButton { button: u8, pressed: bool, x: u16, y: u16 },
+    MouseButton {
+        button: u8,
+        pressed: bool,
+        x: u16,
+        y: u16,
+    },
     /// Wheel deltas in 1/120 notches (positive: right / down).
-    MouseWheel { dx: i16, dy: i16 },
+    MouseWheel {
+        dx: i16,
+        dy: i16,
+    },
     /// `code` is a W3C UI Events `KeyboardEvent.code` value such as "KeyA" or "Enter"; `modifiers` bits:
     /// 1 shift, 2 control, 4 alt, 8 meta.
-    Key { code: String, pressed: bool, modifiers: u8 },
+    Key {
+        code: String,
+        pressed: bool,
+        modifiers: u8,
+    },
     /// Committed text (e.g. from an input method).
-    Text { text: String },
+    Text {
+        text: String,
+    },
 }
 
 /// Messages a client sends on its control stream.
@@ -108,7 +125,11 @@ pub enum ServerMsg {
     /// 0x14: please send a keyframe on `track` (to the customer).
     KeyframeRequest { track: u32 },
     /// 0x84: a non-fatal notice, e.g. `count` input events dropped because the customer allows view only.
-    Notice { code: super::ErrorCode, count: u32, message: String },
+    Notice {
+        code: super::ErrorCode,
+        count: u32,
+        message: String,
+    },
 }
 
 /// Presence of the other side, in PEER messages.
@@ -145,13 +166,17 @@ impl<'a> Body<'a> {
         }
     }
     fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn i16(&mut self) -> Result<i16, DecodeError> {
         Ok(self.u16()? as i16)
     }
     fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn str(&mut self) -> Result<String, DecodeError> {
         let len = self.u16()? as usize;
@@ -203,7 +228,12 @@ impl InputEvent {
                 b.put_u16(*x);
                 b.put_u16(*y);
             }
-            InputEvent::MouseButton { button, pressed, x, y } => {
+            InputEvent::MouseButton {
+                button,
+                pressed,
+                x,
+                y,
+            } => {
                 b.put_u8(2);
                 b.put_u8(*button);
                 b.put_u8(u8::from(*pressed));
@@ -215,7 +245,11 @@ impl InputEvent {
                 b.put_i16(*dx);
                 b.put_i16(*dy);
             }
-            InputEvent::Key { code, pressed, modifiers } => {
+            InputEvent::Key {
+                code,
+                pressed,
+                modifiers,
+            } => {
                 b.put_u8(4);
                 b.put_u8(u8::from(*pressed));
                 b.put_u8(*modifiers);
@@ -230,15 +264,26 @@ impl InputEvent {
 
     fn decode(r: &mut Body<'_>) -> Result<InputEvent, DecodeError> {
         Ok(match r.u8()? {
-            1 => InputEvent::MouseMove { x: r.u16()?, y: r.u16()? },
+            1 => InputEvent::MouseMove {
+                x: r.u16()?,
+                y: r.u16()?,
+            },
             2 => {
                 let button = r.u8()?;
                 if button > 4 {
                     return Err(DecodeError::Invalid("mouse button"));
                 }
-                InputEvent::MouseButton { button, pressed: r.bool()?, x: r.u16()?, y: r.u16()? }
+                InputEvent::MouseButton {
+                    button,
+                    pressed: r.bool()?,
+                    x: r.u16()?,
+                    y: r.u16()?,
+                }
             }
-            3 => InputEvent::MouseWheel { dx: r.i16()?, dy: r.i16()? },
+            3 => InputEvent::MouseWheel {
+                dx: r.i16()?,
+                dy: r.i16()?,
+            },
             4 => {
                 let pressed = r.bool()?;
                 let modifiers = r.u8()?;
@@ -249,7 +294,11 @@ impl InputEvent {
                 if code.is_empty() || code.len() > 64 {
                     return Err(DecodeError::Invalid("key code"));
                 }
-                InputEvent::Key { code, pressed, modifiers }
+                InputEvent::Key {
+                    code,
+                    pressed,
+                    modifiers,
+                }
             }
             5 => InputEvent::Text { text: r.str()? },
             _ => return Err(DecodeError::Invalid("input event kind")),
@@ -268,7 +317,10 @@ impl ClientMsg {
                         b.put_u8(1);
                         put_str(b, token);
                     }
-                    Hello::Customer { code, allow_control } => {
+                    Hello::Customer {
+                        code,
+                        allow_control,
+                    } => {
                         b.put_u8(2);
                         put_str(b, code);
                         b.put_u8(u8::from(*allow_control));
@@ -299,7 +351,10 @@ impl ClientMsg {
                 }
                 ClientMsg::Hello(match r.u8()? {
                     1 => Hello::Technician { token: r.str()? },
-                    2 => Hello::Customer { code: r.str()?, allow_control: r.bool()? },
+                    2 => Hello::Customer {
+                        code: r.str()?,
+                        allow_control: r.bool()?,
+                    },
                     3 => Hello::Resume { token: r.str()? },
                     _ => return Err(DecodeError::Invalid("hello mode")),
                 })
@@ -355,7 +410,11 @@ impl ServerMsg {
                 put_str(b, text);
             }),
             ServerMsg::KeyframeRequest { track } => frame(buf, 0x14, |b| b.put_u32(*track)),
-            ServerMsg::Notice { code, count, message } => frame(buf, 0x84, |b| {
+            ServerMsg::Notice {
+                code,
+                count,
+                message,
+            } => frame(buf, 0x84, |b| {
                 b.put_u32(*code as u32);
                 b.put_u32(*count);
                 put_str(b, message);
@@ -387,11 +446,18 @@ impl ServerMsg {
             },
             0x83 => ServerMsg::Control { allowed: r.bool()? },
             0x10 => ServerMsg::Input(InputEvent::decode(&mut r)?),
-            0x11 => ServerMsg::Chat { from: r.role()?, text: r.str()? },
-            0x12 => ServerMsg::Clipboard { from: r.role()?, text: r.str()? },
+            0x11 => ServerMsg::Chat {
+                from: r.role()?,
+                text: r.str()?,
+            },
+            0x12 => ServerMsg::Clipboard {
+                from: r.role()?,
+                text: r.str()?,
+            },
             0x14 => ServerMsg::KeyframeRequest { track: r.u32()? },
             0x84 => ServerMsg::Notice {
-                code: super::ErrorCode::from_u32(r.u32()?).ok_or(DecodeError::Invalid("error code"))?,
+                code: super::ErrorCode::from_u32(r.u32()?)
+                    .ok_or(DecodeError::Invalid("error code"))?,
                 count: r.u32()?,
                 message: r.str()?,
             },
@@ -404,11 +470,17 @@ impl ServerMsg {
 
 /// Splits one complete framed message off the front of `buf`, if a whole one is there. Used by clients and
 /// tests that read a byte stream; the relay reads with `read_exact` instead.
-pub fn split_message(buf: &mut BytesMut, max: usize) -> Result<Option<(u8, bytes::Bytes)>, DecodeError> {
+pub fn split_message(
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<(u8, bytes::Bytes)>, DecodeError> {
     if buf.len() < LEN_PREFIX {
         return Ok(None);
     }
-    let len = check_len(u32::from_be_bytes(buf[..LEN_PREFIX].try_into().expect("4 bytes")), max)?;
+    let len = check_len(
+        u32::from_be_bytes(buf[..LEN_PREFIX].try_into().expect("4 bytes")),
+        max,
+    )?;
     if buf.len() < LEN_PREFIX + len {
         return Ok(None);
     }
@@ -441,14 +513,30 @@ mod tests {
     #[test]
     fn every_message_round_trips() {
         for m in [
-            ClientMsg::Hello(Hello::Technician { token: "t.k".into() }),
-            ClientMsg::Hello(Hello::Customer { code: "1234 5678".into(), allow_control: true }),
+            ClientMsg::Hello(Hello::Technician {
+                token: "t.k".into(),
+            }),
+            ClientMsg::Hello(Hello::Customer {
+                code: "1234 5678".into(),
+                allow_control: true,
+            }),
             ClientMsg::Hello(Hello::Resume { token: "r".into() }),
             ClientMsg::Input(InputEvent::MouseMove { x: 1, y: 65535 }),
-            ClientMsg::Input(InputEvent::MouseButton { button: 4, pressed: true, x: 0, y: 9 }),
+            ClientMsg::Input(InputEvent::MouseButton {
+                button: 4,
+                pressed: true,
+                x: 0,
+                y: 9,
+            }),
             ClientMsg::Input(InputEvent::MouseWheel { dx: -120, dy: 240 }),
-            ClientMsg::Input(InputEvent::Key { code: "KeyA".into(), pressed: false, modifiers: 3 }),
-            ClientMsg::Input(InputEvent::Text { text: "你好 👋".into() }),
+            ClientMsg::Input(InputEvent::Key {
+                code: "KeyA".into(),
+                pressed: false,
+                modifiers: 3,
+            }),
+            ClientMsg::Input(InputEvent::Text {
+                text: "你好 👋".into(),
+            }),
             ClientMsg::Chat("hello".into()),
             ClientMsg::Clipboard("x".into()),
             ClientMsg::SetControl(false),
@@ -468,13 +556,26 @@ mod tests {
                 max_frame_bytes: 4 << 20,
                 max_message_bytes: 65536,
             },
-            ServerMsg::Peer { role: Role::Technician, state: PeerState::Away },
+            ServerMsg::Peer {
+                role: Role::Technician,
+                state: PeerState::Away,
+            },
             ServerMsg::Control { allowed: false },
             ServerMsg::Input(InputEvent::MouseMove { x: 5, y: 6 }),
-            ServerMsg::Chat { from: Role::Technician, text: "hi".into() },
-            ServerMsg::Clipboard { from: Role::Customer, text: "c".into() },
+            ServerMsg::Chat {
+                from: Role::Technician,
+                text: "hi".into(),
+            },
+            ServerMsg::Clipboard {
+                from: Role::Customer,
+                text: "c".into(),
+            },
             ServerMsg::KeyframeRequest { track: 3 },
-            ServerMsg::Notice { code: ErrorCode::InputViewOnly, count: 3, message: "view only".into() },
+            ServerMsg::Notice {
+                code: ErrorCode::InputViewOnly,
+                count: 3,
+                message: "view only".into(),
+            },
         ] {
             round_trip_server(m);
         }
@@ -482,16 +583,37 @@ mod tests {
 
     #[test]
     fn hostile_bodies_are_errors_not_panics() {
-        assert_eq!(ClientMsg::decode(0x7f, &[]), Err(DecodeError::UnknownType(0x7f)));
-        assert_eq!(ClientMsg::decode(0x01, &[2, 1]), Err(DecodeError::Invalid("version")));
-        assert_eq!(ClientMsg::decode(0x11, &[0, 5, b'a']), Err(DecodeError::Truncated));
-        assert_eq!(ClientMsg::decode(0x11, &[0, 1, 0xff]), Err(DecodeError::Utf8));
+        assert_eq!(
+            ClientMsg::decode(0x7f, &[]),
+            Err(DecodeError::UnknownType(0x7f))
+        );
+        assert_eq!(
+            ClientMsg::decode(0x01, &[2, 1]),
+            Err(DecodeError::Invalid("version"))
+        );
+        assert_eq!(
+            ClientMsg::decode(0x11, &[0, 5, b'a']),
+            Err(DecodeError::Truncated)
+        );
+        assert_eq!(
+            ClientMsg::decode(0x11, &[0, 1, 0xff]),
+            Err(DecodeError::Utf8)
+        );
         assert_eq!(ClientMsg::decode(0x15, &[0]), Err(DecodeError::Trailing(1)));
-        assert_eq!(ClientMsg::decode(0x13, &[2]), Err(DecodeError::Invalid("boolean")));
+        assert_eq!(
+            ClientMsg::decode(0x13, &[2]),
+            Err(DecodeError::Invalid("boolean"))
+        );
         let mut buf = BytesMut::from(&[0u8, 0, 0, 0][..]);
-        assert!(matches!(split_message(&mut buf, 10), Err(DecodeError::Length { len: 0, .. })));
+        assert!(matches!(
+            split_message(&mut buf, 10),
+            Err(DecodeError::Length { len: 0, .. })
+        ));
         let mut buf = BytesMut::from(&[0u8, 1, 0, 0][..]);
-        assert!(matches!(split_message(&mut buf, 10), Err(DecodeError::Length { len: 65536, .. })));
+        assert!(matches!(
+            split_message(&mut buf, 10),
+            Err(DecodeError::Length { len: 65536, .. })
+        ));
         // Deterministic pseudo-random bodies for every type byte: decoding must never panic.
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for _ in 0..20_000 {

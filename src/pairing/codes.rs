@@ -1,0 +1,271 @@
+//! Authorization codes.
+//!
+//! A code is `digits` decimal digits from ring's `SystemRandom` (rejection sampling, so every code is equally
+//! likely), shown in groups of four. Redemption removes the code from the live map in one atomic step, so of
+//! any number of concurrent redemptions exactly one wins. Spent codes (used or expired) are remembered until
+//! twice their lifetime has passed, so a late attempt hears "used" or "expired" rather than "unknown".
+
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::PairingError;
+use crate::core::SessionId;
+
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    session: SessionId,
+    expires_at: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spent {
+    Used,
+    Expired,
+}
+
+/// A freshly issued code.
+#[derive(Debug, Clone)]
+pub struct IssuedCode {
+    /// Digits only, e.g. `123456789012`.
+    pub code: String,
+    /// Grouped for people, e.g. `1234 5678 9012`.
+    pub display: String,
+    pub expires_at: Instant,
+}
+
+/// The live and recently spent codes.
+#[derive(Debug)]
+pub struct CodeBook {
+    digits: u32,
+    ttl: Duration,
+    max_live: usize,
+    live: DashMap<String, Live>,
+    spent: DashMap<String, (Spent, Instant)>,
+    rng: SystemRandom,
+}
+
+impl CodeBook {
+    pub fn new(digits: u32, ttl: Duration, max_live: usize) -> CodeBook {
+        assert!((1..=18).contains(&digits), "1..=18 digits fit in a u64");
+        CodeBook {
+            digits,
+            ttl,
+            max_live,
+            live: DashMap::new(),
+            spent: DashMap::new(),
+            rng: SystemRandom::new(),
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn random_code(&self) -> String {
+        let space = 10u64.pow(self.digits);
+        let limit = u64::MAX - (u64::MAX % space);
+        loop {
+            let mut b = [0u8; 8];
+            self.rng.fill(&mut b).expect("system randomness");
+            let x = u64::from_be_bytes(b);
+            if x < limit {
+                return format!("{:0width$}", x % space, width = self.digits as usize);
+            }
+        }
+    }
+
+    /// Issues a code for `session`, valid until `now + ttl`.
+    pub fn issue(&self, now: Instant, session: SessionId) -> Result<IssuedCode, PairingError> {
+        if self.live.len() >= self.max_live {
+            return Err(PairingError::TooManyCodes);
+        }
+        let expires_at = now + self.ttl;
+        loop {
+            let code = self.random_code();
+            if self.spent.contains_key(&code) {
+                continue;
+            }
+            if let dashmap::Entry::Vacant(v) = self.live.entry(code.clone()) {
+                v.insert(Live {
+                    session,
+                    expires_at,
+                });
+                return Ok(IssuedCode {
+                    display: display(&code),
+                    code,
+                    expires_at,
+                });
+            }
+        }
+    }
+
+    /// Redeems a code typed by a person (spaces and dashes are ignored). Single-use.
+    pub fn redeem(&self, now: Instant, typed: &str) -> Result<SessionId, PairingError> {
+        let Some(code) = normalize(typed, self.digits) else {
+            return Err(PairingError::CodeUnknown);
+        };
+        match self.live.remove(&code) {
+            Some((code, live)) if now < live.expires_at => {
+                self.spent
+                    .insert(code, (Spent::Used, live.expires_at + self.ttl));
+                Ok(live.session)
+            }
+            Some((code, live)) => {
+                self.spent
+                    .insert(code, (Spent::Expired, live.expires_at + self.ttl));
+                Err(PairingError::CodeExpired)
+            }
+            None => match self.spent.get(&code).map(|e| e.0) {
+                Some(Spent::Used) => Err(PairingError::CodeUsed),
+                Some(Spent::Expired) => Err(PairingError::CodeExpired),
+                None => Err(PairingError::CodeUnknown),
+            },
+        }
+    }
+
+    /// Withdraws a live code (its session ended before anyone redeemed it).
+    pub fn revoke(&self, code: &str) {
+        if let Some((code, live)) = self.live.remove(code) {
+            self.spent
+                .insert(code, (Spent::Expired, live.expires_at + self.ttl));
+        }
+    }
+
+    /// Moves expired codes to the spent list and forgets spent codes past their retention.
+    pub fn sweep(&self, now: Instant) {
+        self.live.retain(|code, live| {
+            if now >= live.expires_at {
+                self.spent
+                    .insert(code.clone(), (Spent::Expired, live.expires_at + self.ttl));
+                false
+            } else {
+                true
+            }
+        });
+        self.spent.retain(|_, (_, forget_at)| now < *forget_at);
+    }
+
+    /// Live codes now.
+    pub fn live(&self) -> usize {
+        self.live.len()
+    }
+}
+
+/// Groups digits in fours for display.
+pub fn display(code: &str) -> String {
+    let chars: Vec<char> = code.chars().collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Strips spaces and dashes; `None` unless exactly `digits` ASCII digits remain.
+pub fn normalize(typed: &str, digits: u32) -> Option<String> {
+    if typed.len() > 64 {
+        return None;
+    }
+    let code: String = typed.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    (code.len() == digits as usize && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn sid(n: u8) -> SessionId {
+        SessionId([n; 16])
+    }
+
+    #[test]
+    fn codes_are_digits_grouped_and_single_use() {
+        let t0 = Instant::now();
+        let book = CodeBook::new(12, Duration::from_secs(600), 10);
+        let c = book.issue(t0, sid(1)).unwrap();
+        assert_eq!(c.code.len(), 12);
+        assert!(c.code.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(c.display.len(), 14);
+        assert_eq!(
+            book.redeem(t0, &c.display),
+            Ok(sid(1)),
+            "grouped form accepted"
+        );
+        assert_eq!(book.redeem(t0, &c.code), Err(PairingError::CodeUsed));
+        assert_eq!(
+            book.redeem(t0, "0000 0000 0000"),
+            Err(PairingError::CodeUnknown)
+        );
+        assert_eq!(book.redeem(t0, "12ab"), Err(PairingError::CodeUnknown));
+    }
+
+    #[test]
+    fn expired_codes_say_so_and_are_eventually_forgotten() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(600);
+        let book = CodeBook::new(12, ttl, 10);
+        let c = book.issue(t0, sid(1)).unwrap();
+        assert_eq!(
+            book.redeem(t0 + ttl, &c.code),
+            Err(PairingError::CodeExpired)
+        );
+        let c2 = book.issue(t0, sid(2)).unwrap();
+        book.sweep(t0 + ttl);
+        assert_eq!(book.live(), 0);
+        assert_eq!(
+            book.redeem(t0 + ttl, &c2.code),
+            Err(PairingError::CodeExpired)
+        );
+        book.sweep(t0 + 2 * ttl);
+        assert_eq!(
+            book.redeem(t0 + 2 * ttl, &c2.code),
+            Err(PairingError::CodeUnknown)
+        );
+    }
+
+    #[test]
+    fn live_codes_are_capped() {
+        let t0 = Instant::now();
+        let book = CodeBook::new(12, Duration::from_secs(600), 2);
+        book.issue(t0, sid(1)).unwrap();
+        book.issue(t0, sid(2)).unwrap();
+        assert_eq!(
+            book.issue(t0, sid(3)).unwrap_err(),
+            PairingError::TooManyCodes
+        );
+    }
+
+    #[test]
+    fn of_many_concurrent_redemptions_exactly_one_wins() {
+        let t0 = Instant::now();
+        let book = Arc::new(CodeBook::new(12, Duration::from_secs(600), 10));
+        for round in 0..50 {
+            let c = book.issue(t0, sid(round)).unwrap().code;
+            let wins: usize = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| book.redeem(t0, &c).is_ok() as usize))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            assert_eq!(wins, 1);
+        }
+    }
+
+    #[test]
+    fn codes_are_spread_over_the_space() {
+        let t0 = Instant::now();
+        let book = CodeBook::new(6, Duration::from_secs(600), 100_000);
+        let mut first = [0usize; 10];
+        for i in 0..5000u32 {
+            let c = book.issue(t0, SessionId([(i % 251) as u8; 16])).unwrap();
+            first[(c.code.as_bytes()[0] - b'0') as usize] += 1;
+        }
+        assert!(
+            first.iter().all(|&n| (350..650).contains(&n)),
+            "leading digit roughly uniform: {first:?}"
+        );
+    }
+}

@@ -1,0 +1,383 @@
+//! The relay's session registry and the glue between the pure core and the transports.
+//!
+//! [`Relay`] issues sessions (code + technician join token), authenticates HELLOs (code, join token or resume
+//! token, under the guessing limits), and runs one task per session ([`room`]) that owns its
+//! [`crate::core::AssistRoom`]. The registry map is touched only when sessions and connections come and go,
+//! never per frame.
+
+pub mod peer;
+pub mod room;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use dashmap::DashMap;
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use peer::{Closer, ControlOut, MediaSlot, PeerHandle};
+pub use room::RoomMsg;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::core::{
+    AssistRoom, BacklogLimits, ConnId, EndReason, Input, Role, RoomConfig, SessionId,
+};
+use crate::metrics::RelayMetrics;
+use crate::pairing::{
+    redeem_limited, AttemptLimiter, Claims, CodeBook, PairingError, TokenKey, TokenKind,
+};
+use crate::protocol::{ErrorCode, Hello};
+
+/// Inputs queued per room before connection readers wait (backpressure reaches the sender through QUIC flow
+/// control only when the relay itself is saturated; receivers never cause it).
+const ROOM_QUEUE: usize = 256;
+/// How often expired codes and idle limiter entries are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Why a HELLO was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelayError {
+    /// Code, token or rate-limit failure.
+    #[error(transparent)]
+    Pairing(#[from] PairingError),
+    /// The session does not exist (ended, or never did).
+    #[error("session not found or already ended")]
+    SessionNotFound,
+    /// A resume token was presented as a join token or the other way round.
+    #[error("wrong kind of token for this HELLO")]
+    WrongToken,
+    /// The relay is shutting down.
+    #[error("relay shutting down")]
+    ShuttingDown,
+}
+
+impl RelayError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RelayError::Pairing(e) => e.code(),
+            RelayError::SessionNotFound => ErrorCode::SessionNotFound,
+            RelayError::WrongToken => ErrorCode::TokenInvalid,
+            RelayError::ShuttingDown => ErrorCode::GoingAway,
+        }
+    }
+}
+
+/// A session just created through the API.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: SessionId,
+    /// Digits only.
+    pub code: String,
+    /// Grouped for people.
+    pub code_display: String,
+    pub expires_at: SystemTime,
+    pub technician_token: String,
+}
+
+/// What is known of a live session.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    pub id: SessionId,
+    pub created_at: SystemTime,
+    pub code_expires_at: SystemTime,
+    pub paired: bool,
+}
+
+/// Sent on [`Relay::subscribe_ended`] when a session ends (for processing records).
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    pub id: SessionId,
+    pub reason: EndReason,
+    pub paired_for: Option<Duration>,
+    pub bytes: u64,
+    pub ended_at: SystemTime,
+}
+
+/// A HELLO that passed authentication.
+#[derive(Debug)]
+pub struct Admission {
+    pub session: SessionId,
+    pub role: Role,
+    pub resume: Option<u32>,
+    pub allow_control: bool,
+    pub room: mpsc::Sender<RoomMsg>,
+}
+
+#[derive(Debug)]
+struct RoomEntry {
+    tx: mpsc::Sender<RoomMsg>,
+    code: String,
+    created_at: SystemTime,
+    code_expires_at: SystemTime,
+    paired: AtomicBool,
+}
+
+/// The session registry. See the module documentation.
+#[derive(Debug)]
+pub struct Relay {
+    pub cfg: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub codes: CodeBook,
+    pub limiter: AttemptLimiter,
+    pub tokens: TokenKey,
+    pub metrics: RelayMetrics,
+    /// Cancelled when the server shuts down; rooms then end with `going_away`.
+    pub shutdown: CancellationToken,
+    /// Every room task, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    rooms: DashMap<SessionId, RoomEntry>,
+    ended: broadcast::Sender<SessionSummary>,
+    next_conn: AtomicU64,
+    room_cfg: RoomConfig,
+    rng: SystemRandom,
+}
+
+impl Relay {
+    pub fn new(
+        cfg: Arc<Config>,
+        clock: Arc<dyn Clock>,
+        token_secret: &[u8],
+        metrics: RelayMetrics,
+    ) -> Arc<Relay> {
+        let now = clock.now();
+        let s = &cfg.session;
+        Arc::new(Relay {
+            codes: CodeBook::new(
+                cfg.pairing.code_digits,
+                cfg.pairing.code_ttl.0,
+                cfg.pairing.max_live_codes,
+            ),
+            limiter: AttemptLimiter::new(now, &cfg.pairing),
+            tokens: TokenKey::new(token_secret),
+            room_cfg: RoomConfig {
+                idle_timeout: s.idle_timeout.0,
+                max_duration: s.max_duration.0,
+                resume_grace: s.resume_grace.0,
+                keyframe_interval: s.keyframe_interval.0,
+                input_rate_per_sec: s.input_rate,
+                input_burst: s.input_burst,
+            },
+            metrics,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            rooms: DashMap::new(),
+            ended: broadcast::channel(1024).0,
+            next_conn: AtomicU64::new(1),
+            rng: SystemRandom::new(),
+            clock,
+            cfg,
+        })
+    }
+
+    /// Backlog bounds for a receiving connection.
+    pub fn backlog_limits(&self) -> BacklogLimits {
+        BacklogLimits {
+            max_bytes: self.cfg.limits.backlog_max_bytes.usize(),
+            max_age: self.cfg.limits.backlog_max_age.0,
+        }
+    }
+
+    pub(crate) fn resume_token_ttl_ms(&self) -> u64 {
+        (self.cfg.session.max_duration.0 + self.cfg.session.resume_grace.0).as_millis() as u64
+    }
+
+    /// Creates a session: a room task waiting for both sides, a code for the customer and a join token for
+    /// the technician, both valid for `pairing.code_ttl`.
+    pub fn create_session(self: &Arc<Self>) -> Result<NewSession, RelayError> {
+        if self.shutdown.is_cancelled() {
+            return Err(RelayError::ShuttingDown);
+        }
+        let mut raw = [0u8; 16];
+        self.rng.fill(&mut raw).expect("system randomness");
+        let id = SessionId(raw);
+        let now = self.clock.now();
+        let code = self.codes.issue(now, id)?;
+        let expires_at = self.clock.wall_at(code.expires_at);
+        let technician_token = self.tokens.sign(&Claims {
+            kind: TokenKind::Join,
+            role: Role::Technician,
+            session: id,
+            generation: 0,
+            expires_unix_ms: expires_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        });
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        self.rooms.insert(
+            id,
+            RoomEntry {
+                tx,
+                code: code.code.clone(),
+                created_at: self.clock.wall(),
+                code_expires_at: expires_at,
+                paired: AtomicBool::new(false),
+            },
+        );
+        let room = AssistRoom::new(now, self.room_cfg.clone(), code.expires_at);
+        self.tasks.spawn(room::run(self.clone(), id, room, rx));
+        self.metrics.sessions_active.inc();
+        self.metrics.codes_issued.inc();
+        tracing::info!(session = %id, "session created");
+        Ok(NewSession {
+            id,
+            code: code.code,
+            code_display: code.display,
+            expires_at,
+            technician_token,
+        })
+    }
+
+    /// Asks a session to end; false if there is no such session.
+    pub async fn end_session(&self, id: SessionId, reason: EndReason) -> bool {
+        let Some(tx) = self.rooms.get(&id).map(|e| e.tx.clone()) else {
+            return false;
+        };
+        tx.send(RoomMsg::Input(Input::End { reason })).await.is_ok()
+    }
+
+    pub fn session_state(&self, id: SessionId) -> Option<SessionState> {
+        self.rooms.get(&id).map(|e| SessionState {
+            id,
+            created_at: e.created_at,
+            code_expires_at: e.code_expires_at,
+            paired: e.paired.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Sessions that exist now.
+    pub fn session_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Every session end, for whoever keeps records.
+    pub fn subscribe_ended(&self) -> broadcast::Receiver<SessionSummary> {
+        self.ended.subscribe()
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn room(&self, id: SessionId) -> Result<mpsc::Sender<RoomMsg>, RelayError> {
+        self.rooms
+            .get(&id)
+            .map(|e| e.tx.clone())
+            .ok_or(RelayError::SessionNotFound)
+    }
+
+    /// Checks a HELLO from `from` and finds its room.
+    pub fn authenticate(&self, from: IpAddr, hello: Hello) -> Result<Admission, RelayError> {
+        if self.shutdown.is_cancelled() {
+            return Err(RelayError::ShuttingDown);
+        }
+        let now_ms = self.clock.unix_ms();
+        match hello {
+            Hello::Technician { token } => {
+                let c = self.tokens.verify(&token, now_ms)?;
+                if c.kind != TokenKind::Join || c.role != Role::Technician {
+                    return Err(RelayError::WrongToken);
+                }
+                let room = self.room(c.session)?;
+                Ok(Admission {
+                    session: c.session,
+                    role: Role::Technician,
+                    resume: None,
+                    allow_control: false,
+                    room,
+                })
+            }
+            Hello::Customer {
+                code,
+                allow_control,
+            } => {
+                let now = self.clock.now();
+                match redeem_limited(&self.codes, &self.limiter, now, from, &code) {
+                    Ok(session) => {
+                        self.metrics.codes_redeemed.inc();
+                        let room = self.room(session)?;
+                        Ok(Admission {
+                            session,
+                            role: Role::Customer,
+                            resume: None,
+                            allow_control,
+                            room,
+                        })
+                    }
+                    Err(e) => {
+                        self.metrics
+                            .code_failures
+                            .with_label_values(&[e.code().as_str()])
+                            .inc();
+                        Err(e.into())
+                    }
+                }
+            }
+            Hello::Resume { token } => {
+                let c = self.tokens.verify(&token, now_ms)?;
+                if c.kind != TokenKind::Resume {
+                    return Err(RelayError::WrongToken);
+                }
+                let room = self.room(c.session)?;
+                Ok(Admission {
+                    session: c.session,
+                    role: c.role,
+                    resume: Some(c.generation),
+                    allow_control: false,
+                    room,
+                })
+            }
+        }
+    }
+
+    pub(crate) fn mark_paired(&self, id: SessionId) {
+        if let Some(e) = self.rooms.get(&id) {
+            e.paired.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Called by the room task as it exits.
+    pub(crate) fn forget(&self, id: SessionId) {
+        if let Some((_, e)) = self.rooms.remove(&id) {
+            self.codes.revoke(&e.code);
+            self.metrics.sessions_active.dec();
+        }
+    }
+
+    pub(crate) fn record_end(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        paired_for: Option<Duration>,
+        bytes: u64,
+    ) {
+        let _ = self.ended.send(SessionSummary {
+            id,
+            reason,
+            paired_for,
+            bytes,
+            ended_at: self.clock.wall(),
+        });
+    }
+
+    /// Sweeps expired codes and idle limiter entries until shutdown.
+    pub fn spawn_sweeper(self: &Arc<Self>) {
+        let relay = self.clone();
+        self.tasks.spawn(async move {
+            loop {
+                let next = relay.clock.now() + SWEEP_INTERVAL;
+                tokio::select! {
+                    _ = relay.clock.sleep_until(next) => {}
+                    _ = relay.shutdown.cancelled() => return,
+                }
+                let now = relay.clock.now();
+                relay.codes.sweep(now);
+                relay.limiter.sweep(now);
+            }
+        });
+    }
+}

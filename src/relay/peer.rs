@@ -1,0 +1,63 @@
+//! What the room task holds of one connection: where its control messages go, its media backlog, and how to
+//! close it. Transport-neutral, so a WebRTC peer can sit in the same room as a QUIC one.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, Notify};
+
+use crate::core::{BacklogLimits, ConnId, MediaQueue};
+use crate::protocol::{ErrorCode, ServerMsg};
+
+/// An item for a connection's control writer.
+#[derive(Debug)]
+pub enum ControlOut {
+    Msg(ServerMsg),
+    /// Flush what came before, then close the connection with this code.
+    Close(ErrorCode, String),
+}
+
+/// A media backlog shared by the room task (push) and the connection's media writer (pop).
+#[derive(Debug)]
+pub struct MediaSlot {
+    queue: Mutex<MediaQueue>,
+    /// Wakes the writer: a frame was queued, a reset was declared, or the queue was closed.
+    pub notify: Notify,
+}
+
+impl MediaSlot {
+    pub fn new(limits: BacklogLimits) -> Arc<MediaSlot> {
+        Arc::new(MediaSlot {
+            queue: Mutex::new(MediaQueue::new(limits)),
+            notify: Notify::new(),
+        })
+    }
+
+    /// The queue; held only for a push or a pop.
+    pub fn lock(&self) -> MutexGuard<'_, MediaQueue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn close(&self) {
+        self.lock().close();
+        self.notify.notify_one();
+    }
+}
+
+/// Closes a connection at once (no flushing), used when its control queue is full.
+pub type Closer = Arc<dyn Fn(ErrorCode, &str) + Send + Sync>;
+
+/// The room task's handle on one connection.
+pub struct PeerHandle {
+    pub conn: ConnId,
+    pub control: mpsc::Sender<ControlOut>,
+    pub media: Arc<MediaSlot>,
+    pub closer: Closer,
+}
+
+impl std::fmt::Debug for PeerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerHandle")
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,657 @@
+//! The QUIC transport (quinn). One task per connection reads the control stream and, for a customer, its
+//! media group streams; a control writer and a media writer task drain the queues the room task fills.
+//! Nothing here decides anything: every decision is the room's.
+//!
+//! Per connection, in order: handshake (bounded by `max_connections` and `max_connections_per_address`),
+//! HELLO on the first bidirectional stream within `hello_timeout`, authentication, then `Join` to the room.
+//! A protocol error closes only the offending connection, with a documented code and one log line.
+
+use std::future::{poll_fn, Future};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use dashmap::DashMap;
+use quinn::crypto::rustls::QuicServerConfig;
+use quinn::{Connection, ReadExactError, RecvStream, SendStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::tls::{self, Identity};
+use super::{varint, CONTROL_PRIORITY, MEDIA_PRIORITY};
+use crate::config::Config;
+use crate::core::{ConnId, Frame, Input, Popped, Role};
+use crate::pairing::limiter::address_key;
+use crate::protocol::media::MediaHeaderError;
+use crate::protocol::message::{check_len, LEN_PREFIX};
+use crate::protocol::{
+    stream_code, ClientMsg, DecodeError, ErrorCode, FrameHeader, GroupHeader, ALPN,
+    FRAME_HEADER_LEN, GROUP_HEADER_LEN,
+};
+use crate::relay::{Admission, ControlOut, MediaSlot, PeerHandle, Relay, RelayError, RoomMsg};
+
+/// How long a closing connection waits for its last control messages to be acknowledged.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Tracks per track a customer may use in one session (bounds the room's per-track state).
+const MAX_TRACKS: u32 = 8;
+
+/// Why a connection was closed by the relay.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// The connection went away; nothing to report.
+    #[error("connection closed")]
+    Closed,
+    /// No HELLO in time.
+    #[error("no HELLO within the hello timeout")]
+    HelloTimeout,
+    /// A control message could not be decoded.
+    #[error("bad control message: {0}")]
+    Decode(#[from] DecodeError),
+    /// A media header was invalid.
+    #[error("bad media stream: {0}")]
+    Media(#[from] MediaHeaderError),
+    /// Any other breach of docs/PROTOCOL.md.
+    #[error("protocol violation: {0}")]
+    Violation(&'static str),
+    /// A valid message that this peer may not send now.
+    #[error("unexpected message: {0}")]
+    Unexpected(&'static str),
+    /// HELLO was refused.
+    #[error("{0}")]
+    Refused(#[from] RelayError),
+    /// Too many connections from this address.
+    #[error("too many connections from this address")]
+    TooManySessions,
+}
+
+impl ConnError {
+    /// The close code this error is reported with (docs/PROTOCOL.md, "Error codes").
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ConnError::Closed => ErrorCode::Ok,
+            ConnError::HelloTimeout => ErrorCode::HelloTimeout,
+            ConnError::Decode(DecodeError::Length { len, max }) if len > max => {
+                ErrorCode::MessageTooLarge
+            }
+            ConnError::Decode(DecodeError::Invalid("version")) => ErrorCode::UnsupportedVersion,
+            ConnError::Decode(_) | ConnError::Violation(_) => ErrorCode::ProtocolViolation,
+            ConnError::Media(MediaHeaderError::TooLarge { .. }) => ErrorCode::FrameTooLarge,
+            ConnError::Media(_) => ErrorCode::ProtocolViolation,
+            ConnError::Unexpected(_) => ErrorCode::UnexpectedMessage,
+            ConnError::Refused(e) => e.code(),
+            ConnError::TooManySessions => ErrorCode::TooManySessions,
+        }
+    }
+}
+
+fn read_err(e: ReadExactError, what: &'static str) -> ConnError {
+    match e {
+        ReadExactError::FinishedEarly(_) => ConnError::Violation(what),
+        ReadExactError::ReadError(_) => ConnError::Closed,
+    }
+}
+
+/// Binds the UDP socket (with `limits.udp_buffer` buffers) and builds the quinn endpoint.
+pub fn bind(
+    cfg: &Config,
+    identity: &Identity,
+) -> Result<quinn::Endpoint, crate::server::ServerError> {
+    use crate::server::ServerError;
+    let tls = tls::server_config(identity, ALPN)?;
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| ServerError::Quic(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let l = &cfg.limits;
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(1u32.into())
+        .max_concurrent_uni_streams(l.max_streams_per_connection.into())
+        .max_idle_timeout(Some(
+            l.quic_idle_timeout
+                .0
+                .try_into()
+                .map_err(|_| ServerError::Quic("quic_idle_timeout too large".into()))?,
+        ))
+        .keep_alive_interval(Some(l.quic_idle_timeout.0 / 3))
+        .send_window(l.send_window.0)
+        .datagram_receive_buffer_size(None);
+    server.transport_config(Arc::new(transport));
+
+    let addr = cfg.server.quic_listen;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        None,
+    )
+    .map_err(|e| ServerError::Bind {
+        what: "QUIC",
+        addr,
+        source: e,
+    })?;
+    let want = l.udp_buffer.usize();
+    let _ = socket.set_recv_buffer_size(want);
+    let _ = socket.set_send_buffer_size(want);
+    socket.bind(&addr.into()).map_err(|e| ServerError::Bind {
+        what: "QUIC",
+        addr,
+        source: e,
+    })?;
+    let (rcv, snd) = (
+        socket.recv_buffer_size().unwrap_or(0),
+        socket.send_buffer_size().unwrap_or(0),
+    );
+    if rcv < want || snd < want {
+        tracing::warn!(
+            wanted = want,
+            receive = rcv,
+            send = snd,
+            "UDP buffers capped by the kernel; raise net.core.rmem_max / wmem_max for bursty loads"
+        );
+    }
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket.into(),
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| ServerError::Bind {
+        what: "QUIC",
+        addr,
+        source: e,
+    })?;
+    Ok(endpoint)
+}
+
+/// Counts connections per address key; the slot is freed when the guard drops.
+struct AddrGuard {
+    map: Arc<DashMap<IpAddr, usize>>,
+    key: IpAddr,
+}
+
+impl AddrGuard {
+    fn acquire(map: &Arc<DashMap<IpAddr, usize>>, ip: IpAddr, max: usize) -> Option<AddrGuard> {
+        let key = address_key(ip);
+        let mut n = map.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddrGuard {
+            map: map.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for AddrGuard {
+    fn drop(&mut self) {
+        self.map.remove_if_mut(&self.key, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
+}
+
+/// Accepts connections until `cancel` fires.
+pub async fn serve(endpoint: quinn::Endpoint, relay: Arc<Relay>, cancel: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(relay.cfg.limits.max_connections));
+    let per_addr: Arc<DashMap<IpAddr, usize>> = Arc::new(DashMap::new());
+    loop {
+        let incoming = tokio::select! {
+            i = endpoint.accept() => match i { Some(i) => i, None => break },
+            _ = cancel.cancelled() => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            relay
+                .metrics
+                .connections_closed
+                .with_label_values(&[ErrorCode::Busy.as_str()])
+                .inc();
+            incoming.refuse();
+            continue;
+        };
+        let relay = relay.clone();
+        let per_addr = per_addr.clone();
+        relay.tasks.clone().spawn(async move {
+            handle(relay, incoming, per_addr).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn handle(
+    relay: Arc<Relay>,
+    incoming: quinn::Incoming,
+    per_addr: Arc<DashMap<IpAddr, usize>>,
+) {
+    let remote = incoming.remote_address();
+    let Ok(connecting) = incoming.accept() else {
+        return;
+    };
+    let conn = match tokio::time::timeout(relay.cfg.session.hello_timeout.0, connecting).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    relay.metrics.connections_active.inc();
+    let result = match AddrGuard::acquire(
+        &per_addr,
+        remote.ip(),
+        relay.cfg.limits.max_connections_per_address,
+    ) {
+        Some(_guard) => run_connection(&relay, &conn, remote).await,
+        None => Err(ConnError::TooManySessions),
+    };
+    if let Err(e) = result {
+        if !matches!(e, ConnError::Closed) {
+            let code = e.code();
+            tracing::info!(%remote, code = code.as_str(), error = %e, "closing connection");
+            relay
+                .metrics
+                .connections_closed
+                .with_label_values(&[code.as_str()])
+                .inc();
+            conn.close(varint(code), e.to_string().as_bytes());
+        }
+    }
+    relay.metrics.connections_active.dec();
+}
+
+/// Reads one control message; `Ok(None)` when the stream finished cleanly between messages.
+pub async fn read_message(
+    recv: &mut RecvStream,
+    max: usize,
+) -> Result<Option<ClientMsg>, ConnError> {
+    let mut len = [0u8; LEN_PREFIX];
+    match recv.read_exact(&mut len).await {
+        Ok(()) => {}
+        Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(e) => return Err(read_err(e, "control message truncated")),
+    }
+    let len = check_len(u32::from_be_bytes(len), max)?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| read_err(e, "control message truncated"))?;
+    Ok(Some(ClientMsg::decode(body[0], &body[1..])?))
+}
+
+async fn run_connection(
+    relay: &Arc<Relay>,
+    conn: &Connection,
+    remote: SocketAddr,
+) -> Result<(), ConnError> {
+    let cfg = &relay.cfg;
+    let max_msg = cfg.limits.max_message_bytes.usize();
+    let hello_timeout = cfg.session.hello_timeout.0;
+    let (send, mut recv) = match tokio::time::timeout(hello_timeout, conn.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) => return Err(ConnError::Closed),
+        Err(_) => return Err(ConnError::HelloTimeout),
+    };
+    let hello = match tokio::time::timeout(hello_timeout, read_message(&mut recv, max_msg)).await {
+        Ok(Ok(Some(ClientMsg::Hello(h)))) => h,
+        Ok(Ok(Some(_))) => return Err(ConnError::Unexpected("the first message must be HELLO")),
+        Ok(Ok(None)) => return Err(ConnError::Violation("control stream finished before HELLO")),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(ConnError::HelloTimeout),
+    };
+    let Admission {
+        session,
+        role,
+        resume,
+        allow_control,
+        room,
+    } = relay.authenticate(remote.ip(), hello)?;
+    let conn_id = relay.next_conn_id();
+    tracing::debug!(%remote, %session, role = role.as_str(), "hello accepted");
+
+    let (ctl_tx, ctl_rx) = mpsc::channel(cfg.limits.control_queue);
+    let media = MediaSlot::new(relay.backlog_limits());
+    let closer = {
+        let c = conn.clone();
+        Arc::new(move |code: ErrorCode, reason: &str| c.close(varint(code), reason.as_bytes()))
+    };
+    let _ = send.set_priority(CONTROL_PRIORITY);
+    relay
+        .tasks
+        .spawn(control_writer(conn.clone(), send, ctl_rx));
+    if role == Role::Technician {
+        relay
+            .tasks
+            .spawn(media_writer(relay.clone(), conn.clone(), media.clone()));
+    }
+    let peer = PeerHandle {
+        conn: conn_id,
+        control: ctl_tx,
+        media: media.clone(),
+        closer,
+    };
+    if room
+        .send(RoomMsg::Join {
+            peer,
+            role,
+            resume,
+            allow_control,
+        })
+        .await
+        .is_err()
+    {
+        return Err(RelayError::SessionNotFound.into());
+    }
+
+    let max_frame = cfg.limits.max_frame_bytes.usize();
+    let result = tokio::select! {
+        r = control_reader(&mut recv, &room, conn_id, max_msg) => r,
+        r = media_ingress(conn, &room, conn_id, max_frame), if role == Role::Customer => r,
+        r = refuse_streams(conn), if role == Role::Technician => r,
+        _ = conn.closed() => Err(ConnError::Closed),
+    };
+    let _ = room
+        .send(RoomMsg::Input(Input::Left { conn: conn_id }))
+        .await;
+    media.close();
+    result
+}
+
+async fn control_reader(
+    recv: &mut RecvStream,
+    room: &mpsc::Sender<RoomMsg>,
+    conn: ConnId,
+    max: usize,
+) -> Result<(), ConnError> {
+    loop {
+        match read_message(recv, max).await? {
+            Some(msg) => {
+                if room
+                    .send(RoomMsg::Input(Input::Message { conn, msg }))
+                    .await
+                    .is_err()
+                {
+                    return Err(ConnError::Closed);
+                }
+            }
+            // The client finished its control stream: it stays until it closes the connection.
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Technicians do not publish media in a remote-assist session: their unidirectional streams are stopped.
+async fn refuse_streams(conn: &Connection) -> Result<(), ConnError> {
+    loop {
+        let mut s = conn.accept_uni().await.map_err(|_| ConnError::Closed)?;
+        let _ = s.stop(stream_code::REFUSED.into());
+    }
+}
+
+/// Writes control messages in batches; on `Close`, flushes, waits briefly for the peer's acknowledgement,
+/// then closes the connection with the code.
+async fn control_writer(
+    conn: Connection,
+    mut send: SendStream,
+    mut rx: mpsc::Receiver<ControlOut>,
+) {
+    let mut buf = BytesMut::with_capacity(4096);
+    while let Some(first) = rx.recv().await {
+        let mut close = None;
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                ControlOut::Msg(m) => m.encode(&mut buf),
+                ControlOut::Close(code, reason) => {
+                    close = Some((code, reason));
+                    break;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if !buf.is_empty() && send.write_all(&buf).await.is_err() {
+            return;
+        }
+        buf.clear();
+        if let Some((code, reason)) = close {
+            let _ = send.finish();
+            let _ = tokio::time::timeout(CLOSE_LINGER, send.stopped()).await;
+            conn.close(varint(code), reason.as_bytes());
+            return;
+        }
+    }
+}
+
+/// Resolves when the room has declared a lag (reset pending) or closed the queue.
+async fn reset_declared(slot: &MediaSlot) {
+    loop {
+        slot.notify.notified().await;
+        let q = slot.lock();
+        if q.reset_pending() || q.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Drains a receiver's media backlog into one unidirectional stream per group. A lag declared while a
+/// write or stream open is blocked interrupts it; the stale stream is then reset with `GROUP_SKIPPED`.
+async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>) {
+    let m = &relay.metrics;
+    let mut current: Option<(u32, u64, SendStream)> = None;
+    loop {
+        let popped = loop {
+            let next = {
+                let mut q = slot.lock();
+                if q.is_closed() {
+                    return;
+                }
+                q.pop()
+            };
+            match next {
+                Some(p) => break p,
+                None => slot.notify.notified().await,
+            }
+        };
+        let frame = match popped {
+            Popped::ResetStream => {
+                if let Some((_, _, mut s)) = current.take() {
+                    let _ = s.reset(stream_code::GROUP_SKIPPED.into());
+                }
+                continue;
+            }
+            Popped::Frame(f) => f,
+        };
+        if current.as_ref().map(|c| (c.0, c.1)) != Some((frame.track, frame.group)) {
+            if let Some((_, _, mut s)) = current.take() {
+                let _ = s.finish();
+            }
+            let opened = tokio::select! {
+                r = conn.open_uni() => r,
+                _ = reset_declared(&slot) => continue,
+            };
+            let Ok(mut s) = opened else { return };
+            let _ = s.set_priority(MEDIA_PRIORITY);
+            let header = GroupHeader {
+                track: frame.track,
+                group: frame.group,
+            }
+            .encode();
+            if s.write_all(&header).await.is_err() {
+                continue;
+            }
+            current = Some((frame.track, frame.group, s));
+        }
+        let Some((_, _, stream)) = current.as_mut() else {
+            continue;
+        };
+        let len = frame.wire.len() as u64;
+        let written = tokio::select! {
+            r = stream.write_chunk(frame.wire) => Some(r),
+            _ = reset_declared(&slot) => None,
+        };
+        match written {
+            Some(Ok(())) => {
+                m.frames_forwarded.inc();
+                m.bytes_forwarded.inc_by(len);
+                m.forwarding_latency
+                    .observe(frame.received_at.elapsed().as_secs_f64());
+            }
+            Some(Err(quinn::WriteError::ConnectionLost(_)))
+            | Some(Err(quinn::WriteError::ClosedStream)) => {
+                if conn.close_reason().is_some() {
+                    return;
+                }
+                current = None;
+            }
+            // The receiver stopped this group: carry on with the next one.
+            Some(Err(_)) => current = None,
+            None => {} // a reset is pending; the next pop handles it
+        }
+    }
+}
+
+/// One group stream being read.
+struct GroupReader {
+    stream: RecvStream,
+    header: Option<GroupHeader>,
+    frames: u64,
+}
+
+type Step = Pin<Box<dyn Future<Output = (GroupReader, Result<Option<Frame>, ConnError>)> + Send>>;
+
+/// Reads the next frame of a group (and the group header first).
+fn step(mut r: GroupReader, max_frame: usize) -> Step {
+    Box::pin(async move {
+        let res = read_frame(&mut r, max_frame).await;
+        (r, res)
+    })
+}
+
+async fn read_frame(r: &mut GroupReader, max_frame: usize) -> Result<Option<Frame>, ConnError> {
+    let header = match r.header {
+        Some(h) => h,
+        None => {
+            let mut b = [0u8; GROUP_HEADER_LEN];
+            match r.stream.read_exact(&mut b).await {
+                Ok(()) => {}
+                Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
+                Err(ReadExactError::ReadError(quinn::ReadError::Reset(_))) => return Ok(None),
+                Err(e) => return Err(read_err(e, "group header truncated")),
+            }
+            let h = GroupHeader::decode(&b)?;
+            if h.track >= MAX_TRACKS {
+                return Err(ConnError::Violation("track id out of range"));
+            }
+            r.header = Some(h);
+            h
+        }
+    };
+    let mut hb = [0u8; FRAME_HEADER_LEN];
+    match r.stream.read_exact(&mut hb).await {
+        Ok(()) => {}
+        Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
+        // The sender abandoned this group: not an error.
+        Err(ReadExactError::ReadError(quinn::ReadError::Reset(_))) => return Ok(None),
+        Err(e) => return Err(read_err(e, "frame header truncated")),
+    }
+    let fh = FrameHeader::decode(&hb, max_frame)?;
+    if fh.keyframe != (r.frames == 0) {
+        return Err(ConnError::Violation(
+            "a group must start with its only keyframe",
+        ));
+    }
+    let total = FRAME_HEADER_LEN + fh.payload_len as usize;
+    let mut buf = BytesMut::with_capacity(total);
+    buf.put_slice(&hb);
+    while buf.len() < total {
+        match r.stream.read_chunk(total - buf.len(), true).await {
+            Ok(Some(chunk)) => buf.put_slice(&chunk.bytes),
+            Ok(None) => return Err(ConnError::Violation("frame payload truncated")),
+            Err(quinn::ReadError::Reset(_)) => return Ok(None),
+            Err(_) => return Err(ConnError::Closed),
+        }
+    }
+    r.frames += 1;
+    Ok(Some(Frame {
+        track: header.track,
+        group: header.group,
+        seq: fh.seq,
+        keyframe: fh.keyframe,
+        wire: buf.freeze(),
+        received_at: Instant::now(),
+    }))
+}
+
+/// Reads a customer's group streams concurrently, so a lost packet stalls only its own group, but always
+/// takes a ready frame of an older group before one of a newer group, so that frames leave in order
+/// whenever the network allows it.
+async fn media_ingress(
+    conn: &Connection,
+    room: &mpsc::Sender<RoomMsg>,
+    conn_id: ConnId,
+    max_frame: usize,
+) -> Result<(), ConnError> {
+    let mut accept = Box::pin(conn.accept_uni());
+    let mut readers: Vec<Step> = Vec::new();
+    let mut last_group: Vec<(u32, u64)> = Vec::new();
+    enum Ev {
+        Accepted(Result<RecvStream, quinn::ConnectionError>),
+        Step(usize, GroupReader, Result<Option<Frame>, ConnError>),
+    }
+    loop {
+        let ev = poll_fn(|cx| {
+            for (i, fut) in readers.iter_mut().enumerate() {
+                if let Poll::Ready((r, res)) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(Ev::Step(i, r, res));
+                }
+            }
+            if let Poll::Ready(r) = accept.as_mut().poll(cx) {
+                return Poll::Ready(Ev::Accepted(r));
+            }
+            Poll::Pending
+        })
+        .await;
+        match ev {
+            Ev::Accepted(Ok(stream)) => {
+                accept = Box::pin(conn.accept_uni());
+                readers.push(step(
+                    GroupReader {
+                        stream,
+                        header: None,
+                        frames: 0,
+                    },
+                    max_frame,
+                ));
+            }
+            Ev::Accepted(Err(_)) => return Err(ConnError::Closed),
+            Ev::Step(i, reader, res) => {
+                let Some(frame) = res? else {
+                    drop(readers.remove(i));
+                    continue;
+                };
+                if reader.frames == 1 {
+                    match last_group.iter_mut().find(|(t, _)| *t == frame.track) {
+                        Some((_, g)) if frame.group <= *g => {
+                            return Err(ConnError::Violation("group sequence must increase"));
+                        }
+                        Some((_, g)) => *g = frame.group,
+                        None => last_group.push((frame.track, frame.group)),
+                    }
+                }
+                readers[i] = step(reader, max_frame);
+                if room
+                    .send(RoomMsg::Input(Input::Frame {
+                        conn: conn_id,
+                        frame,
+                    }))
+                    .await
+                    .is_err()
+                {
+                    return Err(ConnError::Closed);
+                }
+            }
+        }
+    }
+}
