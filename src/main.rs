@@ -1,1 +1,102 @@
-fn main() {}
+//! The `assist-relay` command: `serve` runs the relay and its API; `technician` and `customer` are the demo
+//! clients. Parsing and assembly live in the library; this file only wires them to the process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use assist_relay::client::{customer, technician};
+use assist_relay::config::ConfigLayer;
+use assist_relay::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "assist-relay",
+    version,
+    about = "Real-time remote-assistance relay over QUIC"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the relay, the HTTP API and the metrics endpoint (self-signed TLS and keys in the data dir).
+    Serve {
+        /// TOML config file (see config/assist-relay.example.toml); flags and environment override it.
+        #[arg(long, env = "ASSIST_RELAY_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        layer: ConfigLayer,
+    },
+    /// Demo technician: create a session, print the code, save the customer's screen.
+    Technician(technician::TechnicianArgs),
+    /// Demo customer: join with a code and share a recording.
+    Customer(customer::CustomerArgs),
+}
+
+async fn serve(config: Option<PathBuf>, flags: ConfigLayer) -> anyhow::Result<()> {
+    let file = match &config {
+        Some(path) => ConfigLayer::from_file(path)?,
+        None => ConfigLayer::default(),
+    };
+    let cfg = file.merge(flags).resolve()?;
+    let server = Server::load(cfg).await?;
+    let shutdown = server.shutdown_token();
+    println!(
+        "cert-sha256: {}",
+        assist_relay::transport::tls::fingerprint_hex(&server.cert_sha256())
+    );
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received");
+        shutdown.cancel();
+    });
+    server.run().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.cmd, Cmd::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.cmd {
+        Cmd::Serve { config, layer } => serve(config, layer).await,
+        Cmd::Technician(args) => technician::run(args).await.map(drop).map_err(Into::into),
+        Cmd::Customer(args) => customer::run(args).await.map(drop).map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -60,7 +60,10 @@ pub struct MediaQueue {
     bytes: usize,
     skipping: bool,
     reset_pending: bool,
-    closed: bool,
+    /// No more pushes (the receiver is leaving); what is queued still drains.
+    finished: bool,
+    /// The receiver is gone: nothing more is written.
+    aborted: bool,
 }
 
 impl MediaQueue {
@@ -71,13 +74,14 @@ impl MediaQueue {
             bytes: 0,
             skipping: false,
             reset_pending: false,
-            closed: false,
+            finished: false,
+            aborted: false,
         }
     }
 
     /// Offers a frame; never blocks.
     pub fn push(&mut self, now: Instant, frame: Frame) -> PushOutcome {
-        if self.closed {
+        if self.finished {
             return PushOutcome::Skipped;
         }
         if self.skipping {
@@ -121,6 +125,9 @@ impl MediaQueue {
 
     /// The next thing for the writer to do, if any. A pending reset comes before any frame.
     pub fn pop(&mut self) -> Option<Popped> {
+        if self.aborted {
+            return None;
+        }
         if std::mem::take(&mut self.reset_pending) {
             return Some(Popped::ResetStream);
         }
@@ -134,15 +141,28 @@ impl MediaQueue {
         self.reset_pending
     }
 
-    /// Stops accepting frames (the receiver is gone) and frees what is queued.
+    /// Stops accepting frames; what is queued still drains (the session ended and the receiver should get
+    /// everything the sender sent before it ended).
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// Stops accepting frames and frees what is queued (the receiver is gone).
     pub fn close(&mut self) {
-        self.closed = true;
+        self.finished = true;
+        self.aborted = true;
         self.items.clear();
         self.bytes = 0;
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.closed
+    /// No more frames will come: once `pop` returns `None` the writer is done.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The writer should stop at once.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted
     }
 
     /// Frames and bytes queued now.
@@ -227,6 +247,17 @@ mod tests {
         let mut q = MediaQueue::new(limits());
         assert_eq!(q.push(t0, frame(0, 0, true, 5000)), PushOutcome::Queued);
         assert_eq!(q.backlog(), (1, 5000));
+    }
+
+    #[test]
+    fn finished_queue_drains_but_takes_nothing_new() {
+        let t0 = Instant::now();
+        let mut q = MediaQueue::new(limits());
+        assert_eq!(q.push(t0, frame(0, 0, true, 10)), PushOutcome::Queued);
+        q.finish();
+        assert_eq!(q.push(t0, frame(0, 1, false, 10)), PushOutcome::Skipped);
+        assert!(matches!(q.pop(), Some(Popped::Frame(f)) if f.seq == 0));
+        assert!(q.pop().is_none() && q.is_finished() && !q.is_aborted());
     }
 
     #[test]

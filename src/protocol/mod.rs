@@ -38,7 +38,7 @@ macro_rules! error_codes {
             }
             /// What it means, in words a person understands (shown by the demo clients).
             pub fn describe(self) -> &'static str {
-                match self { $(ErrorCode::$name => concat!($($doc),*),)* }
+                match self { $(ErrorCode::$name => concat!($($doc),*),)* }.trim_start()
             }
         }
     };

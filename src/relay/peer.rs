@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 
 use crate::core::{BacklogLimits, ConnId, MediaQueue};
 use crate::protocol::{ErrorCode, ServerMsg};
@@ -20,15 +21,24 @@ pub enum ControlOut {
 #[derive(Debug)]
 pub struct MediaSlot {
     queue: Mutex<MediaQueue>,
-    /// Wakes the writer: a frame was queued, a reset was declared, or the queue was closed.
+    /// Wakes the writer: a frame was queued, a reset was declared, or the queue was finished or closed.
     pub notify: Notify,
+    /// Cancelled when the writer has stopped (drained, or aborted); a closing connection waits for it so
+    /// the last frames are not cut off.
+    pub done: CancellationToken,
 }
 
 impl MediaSlot {
-    pub fn new(limits: BacklogLimits) -> Arc<MediaSlot> {
+    /// `with_writer: false` for a connection that never receives media (its `done` is already cancelled).
+    pub fn new(limits: BacklogLimits, with_writer: bool) -> Arc<MediaSlot> {
+        let done = CancellationToken::new();
+        if !with_writer {
+            done.cancel();
+        }
         Arc::new(MediaSlot {
             queue: Mutex::new(MediaQueue::new(limits)),
             notify: Notify::new(),
+            done,
         })
     }
 
@@ -37,6 +47,13 @@ impl MediaSlot {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Drain what is queued, then stop.
+    pub fn finish(&self) {
+        self.lock().finish();
+        self.notify.notify_one();
+    }
+
+    /// Stop at once, dropping what is queued.
     pub fn close(&self) {
         self.lock().close();
         self.notify.notify_one();

@@ -187,7 +187,7 @@ fn drain(
             Output::Send { conn, msg } => send(room, peers, relay, conn, msg),
             Output::Close { conn, code, reason } => {
                 if let Some(peer) = peers.remove(&conn) {
-                    peer.media.close();
+                    peer.media.finish();
                     m.connections_closed
                         .with_label_values(&[code.as_str()])
                         .inc();

@@ -312,15 +312,18 @@ async fn run_connection(
     tracing::debug!(%remote, %session, role = role.as_str(), "hello accepted");
 
     let (ctl_tx, ctl_rx) = mpsc::channel(cfg.limits.control_queue);
-    let media = MediaSlot::new(relay.backlog_limits());
+    let media = MediaSlot::new(relay.backlog_limits(), role == Role::Technician);
     let closer = {
         let c = conn.clone();
         Arc::new(move |code: ErrorCode, reason: &str| c.close(varint(code), reason.as_bytes()))
     };
     let _ = send.set_priority(CONTROL_PRIORITY);
-    relay
-        .tasks
-        .spawn(control_writer(conn.clone(), send, ctl_rx));
+    relay.tasks.spawn(control_writer(
+        conn.clone(),
+        send,
+        ctl_rx,
+        media.done.clone(),
+    ));
     if role == Role::Technician {
         relay
             .tasks
@@ -390,12 +393,13 @@ async fn refuse_streams(conn: &Connection) -> Result<(), ConnError> {
     }
 }
 
-/// Writes control messages in batches; on `Close`, flushes, waits briefly for the peer's acknowledgement,
-/// then closes the connection with the code.
+/// Writes control messages in batches. On `Close`: flushes, lets the media writer drain (both bounded by
+/// [`CLOSE_LINGER`]), waits for the peer's acknowledgement, then closes the connection with the code.
 async fn control_writer(
     conn: Connection,
     mut send: SendStream,
     mut rx: mpsc::Receiver<ControlOut>,
+    media_done: CancellationToken,
 ) {
     let mut buf = BytesMut::with_capacity(4096);
     while let Some(first) = rx.recv().await {
@@ -416,6 +420,7 @@ async fn control_writer(
         }
         buf.clear();
         if let Some((code, reason)) = close {
+            let _ = tokio::time::timeout(CLOSE_LINGER, media_done.cancelled()).await;
             let _ = send.finish();
             let _ = tokio::time::timeout(CLOSE_LINGER, send.stopped()).await;
             conn.close(varint(code), reason.as_bytes());
@@ -424,12 +429,12 @@ async fn control_writer(
     }
 }
 
-/// Resolves when the room has declared a lag (reset pending) or closed the queue.
+/// Resolves when the room has declared a lag (reset pending) or aborted the queue.
 async fn reset_declared(slot: &MediaSlot) {
     loop {
         slot.notify.notified().await;
         let q = slot.lock();
-        if q.reset_pending() || q.is_closed() {
+        if q.reset_pending() || q.is_aborted() {
             return;
         }
     }
@@ -438,19 +443,27 @@ async fn reset_declared(slot: &MediaSlot) {
 /// Drains a receiver's media backlog into one unidirectional stream per group. A lag declared while a
 /// write or stream open is blocked interrupts it; the stale stream is then reset with `GROUP_SKIPPED`.
 async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>) {
+    let _done = slot.done.clone().drop_guard();
     let m = &relay.metrics;
     let mut current: Option<(u32, u64, SendStream)> = None;
     loop {
         let popped = loop {
-            let next = {
+            let (next, finished) = {
                 let mut q = slot.lock();
-                if q.is_closed() {
-                    return;
-                }
-                q.pop()
+                (q.pop(), q.is_finished())
             };
             match next {
                 Some(p) => break p,
+                None if finished => {
+                    // Drained (or aborted): hand over the last group and wait for it to be acknowledged.
+                    if let Some((_, _, mut s)) = current.take() {
+                        let _ = s.finish();
+                        if !slot.lock().is_aborted() {
+                            let _ = tokio::time::timeout(CLOSE_LINGER, s.stopped()).await;
+                        }
+                    }
+                    return;
+                }
                 None => slot.notify.notified().await,
             }
         };
@@ -517,6 +530,7 @@ struct GroupReader {
     stream: RecvStream,
     header: Option<GroupHeader>,
     frames: u64,
+    reset: bool,
 }
 
 type Step = Pin<Box<dyn Future<Output = (GroupReader, Result<Option<Frame>, ConnError>)> + Send>>;
@@ -537,7 +551,10 @@ async fn read_frame(r: &mut GroupReader, max_frame: usize) -> Result<Option<Fram
             match r.stream.read_exact(&mut b).await {
                 Ok(()) => {}
                 Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
-                Err(ReadExactError::ReadError(quinn::ReadError::Reset(_))) => return Ok(None),
+                Err(ReadExactError::ReadError(quinn::ReadError::Reset(_))) => {
+                    r.reset = true;
+                    return Ok(None);
+                }
                 Err(e) => return Err(read_err(e, "group header truncated")),
             }
             let h = GroupHeader::decode(&b)?;
@@ -553,7 +570,10 @@ async fn read_frame(r: &mut GroupReader, max_frame: usize) -> Result<Option<Fram
         Ok(()) => {}
         Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
         // The sender abandoned this group: not an error.
-        Err(ReadExactError::ReadError(quinn::ReadError::Reset(_))) => return Ok(None),
+        Err(ReadExactError::ReadError(quinn::ReadError::Reset(_))) => {
+            r.reset = true;
+            return Ok(None);
+        }
         Err(e) => return Err(read_err(e, "frame header truncated")),
     }
     let fh = FrameHeader::decode(&hb, max_frame)?;
@@ -569,7 +589,10 @@ async fn read_frame(r: &mut GroupReader, max_frame: usize) -> Result<Option<Fram
         match r.stream.read_chunk(total - buf.len(), true).await {
             Ok(Some(chunk)) => buf.put_slice(&chunk.bytes),
             Ok(None) => return Err(ConnError::Violation("frame payload truncated")),
-            Err(quinn::ReadError::Reset(_)) => return Ok(None),
+            Err(quinn::ReadError::Reset(_)) => {
+                r.reset = true;
+                return Ok(None);
+            }
             Err(_) => return Err(ConnError::Closed),
         }
     }
@@ -584,73 +607,113 @@ async fn read_frame(r: &mut GroupReader, max_frame: usize) -> Result<Option<Fram
     }))
 }
 
-/// Reads a customer's group streams concurrently, so a lost packet stalls only its own group, but always
-/// takes a ready frame of an older group before one of a newer group, so that frames leave in order
-/// whenever the network allows it.
+/// What [`GroupStreams::next`] yields.
+#[derive(Debug)]
+pub enum GroupEvent {
+    /// A frame; the first of its group is its keyframe.
+    Frame(Frame),
+    /// A group stream ended: finished by the sender, or `reset` (e.g. `GROUP_SKIPPED` from the relay).
+    Ended { reset: bool },
+}
+
+/// Reads the media group streams a peer opens on one connection (docs/PROTOCOL.md, "Media"). Groups are
+/// read concurrently, so a lost packet stalls only its own group, but a ready frame of an older group is
+/// always taken before one of a newer group, so frames come out in order whenever the network allows.
+/// Checks the group rules: a group starts with its only keyframe, group numbers increase per track.
+pub struct GroupStreams<'a> {
+    conn: &'a Connection,
+    accept: Pin<Box<quinn::AcceptUni<'a>>>,
+    readers: Vec<Step>,
+    last_group: Vec<(u32, u64)>,
+    max_frame: usize,
+}
+
+impl<'a> GroupStreams<'a> {
+    pub fn new(conn: &'a Connection, max_frame: usize) -> GroupStreams<'a> {
+        GroupStreams {
+            conn,
+            accept: Box::pin(conn.accept_uni()),
+            readers: Vec::new(),
+            last_group: Vec::new(),
+            max_frame,
+        }
+    }
+
+    /// The next event; `Err(ConnError::Closed)` once the connection is gone.
+    pub async fn next(&mut self) -> Result<GroupEvent, ConnError> {
+        enum Ev {
+            Accepted(Result<RecvStream, quinn::ConnectionError>),
+            Step(usize, GroupReader, Result<Option<Frame>, ConnError>),
+        }
+        loop {
+            let (readers, accept) = (&mut self.readers, &mut self.accept);
+            let ev = poll_fn(|cx| {
+                for (i, fut) in readers.iter_mut().enumerate() {
+                    if let Poll::Ready((r, res)) = fut.as_mut().poll(cx) {
+                        return Poll::Ready(Ev::Step(i, r, res));
+                    }
+                }
+                if let Poll::Ready(r) = accept.as_mut().poll(cx) {
+                    return Poll::Ready(Ev::Accepted(r));
+                }
+                Poll::Pending
+            })
+            .await;
+            match ev {
+                Ev::Accepted(Ok(stream)) => {
+                    self.accept = Box::pin(self.conn.accept_uni());
+                    let reader = GroupReader {
+                        stream,
+                        header: None,
+                        frames: 0,
+                        reset: false,
+                    };
+                    self.readers.push(step(reader, self.max_frame));
+                }
+                Ev::Accepted(Err(_)) => return Err(ConnError::Closed),
+                Ev::Step(i, reader, res) => {
+                    let Some(frame) = res? else {
+                        drop(self.readers.remove(i));
+                        return Ok(GroupEvent::Ended {
+                            reset: reader.reset,
+                        });
+                    };
+                    if reader.frames == 1 {
+                        match self.last_group.iter_mut().find(|(t, _)| *t == frame.track) {
+                            Some((_, g)) if frame.group <= *g => {
+                                return Err(ConnError::Violation("group sequence must increase"));
+                            }
+                            Some((_, g)) => *g = frame.group,
+                            None => self.last_group.push((frame.track, frame.group)),
+                        }
+                    }
+                    self.readers[i] = step(reader, self.max_frame);
+                    return Ok(GroupEvent::Frame(frame));
+                }
+            }
+        }
+    }
+}
+
+/// Feeds a customer's frames to its room.
 async fn media_ingress(
     conn: &Connection,
     room: &mpsc::Sender<RoomMsg>,
     conn_id: ConnId,
     max_frame: usize,
 ) -> Result<(), ConnError> {
-    let mut accept = Box::pin(conn.accept_uni());
-    let mut readers: Vec<Step> = Vec::new();
-    let mut last_group: Vec<(u32, u64)> = Vec::new();
-    enum Ev {
-        Accepted(Result<RecvStream, quinn::ConnectionError>),
-        Step(usize, GroupReader, Result<Option<Frame>, ConnError>),
-    }
+    let mut groups = GroupStreams::new(conn, max_frame);
     loop {
-        let ev = poll_fn(|cx| {
-            for (i, fut) in readers.iter_mut().enumerate() {
-                if let Poll::Ready((r, res)) = fut.as_mut().poll(cx) {
-                    return Poll::Ready(Ev::Step(i, r, res));
-                }
-            }
-            if let Poll::Ready(r) = accept.as_mut().poll(cx) {
-                return Poll::Ready(Ev::Accepted(r));
-            }
-            Poll::Pending
-        })
-        .await;
-        match ev {
-            Ev::Accepted(Ok(stream)) => {
-                accept = Box::pin(conn.accept_uni());
-                readers.push(step(
-                    GroupReader {
-                        stream,
-                        header: None,
-                        frames: 0,
-                    },
-                    max_frame,
-                ));
-            }
-            Ev::Accepted(Err(_)) => return Err(ConnError::Closed),
-            Ev::Step(i, reader, res) => {
-                let Some(frame) = res? else {
-                    drop(readers.remove(i));
-                    continue;
-                };
-                if reader.frames == 1 {
-                    match last_group.iter_mut().find(|(t, _)| *t == frame.track) {
-                        Some((_, g)) if frame.group <= *g => {
-                            return Err(ConnError::Violation("group sequence must increase"));
-                        }
-                        Some((_, g)) => *g = frame.group,
-                        None => last_group.push((frame.track, frame.group)),
-                    }
-                }
-                readers[i] = step(reader, max_frame);
-                if room
-                    .send(RoomMsg::Input(Input::Frame {
-                        conn: conn_id,
-                        frame,
-                    }))
-                    .await
-                    .is_err()
-                {
-                    return Err(ConnError::Closed);
-                }
+        if let GroupEvent::Frame(frame) = groups.next().await? {
+            if room
+                .send(RoomMsg::Input(Input::Frame {
+                    conn: conn_id,
+                    frame,
+                }))
+                .await
+                .is_err()
+            {
+                return Err(ConnError::Closed);
             }
         }
     }

@@ -1,0 +1,212 @@
+//! `assist-relay customer`: joins a session with the authorization code, shares a recording paced by its
+//! timestamps, prints every input event and chat it receives, and ends the session when the recording is
+//! sent. Exits non-zero with the reason in words on any failure.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::{endpoint, join, resolve, ClientError, ControlReceiver, MediaSender, TrustArgs};
+use crate::media::{MediaReader, ReadOptions};
+use crate::protocol::message::PeerState;
+use crate::protocol::{ClientMsg, ErrorCode, Hello, InputEvent, ServerMsg};
+
+/// Flags of `assist-relay customer`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CustomerArgs {
+    /// Relay QUIC address, HOST:PORT (the technician prints it).
+    #[arg(long)]
+    pub relay: String,
+    /// The authorization code the technician read out (spaces are fine).
+    #[arg(long)]
+    pub code: String,
+    /// Recording to share: IVF (VP8, VP9, AV1) or H.264 Annex B.
+    #[arg(long)]
+    pub share: PathBuf,
+    /// Allow view only: the relay drops the technician's input events.
+    #[arg(long)]
+    pub view_only: bool,
+    /// Frame rate of an H.264 Annex B recording (it carries no timestamps).
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Send frames as fast as possible instead of at the recording's pace.
+    #[arg(long)]
+    pub no_pacing: bool,
+    /// Give up if the technician has not joined within this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub wait_secs: u64,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What the customer sent and received.
+#[derive(Debug, Default, Clone)]
+pub struct CustomerReport {
+    pub frames_sent: u64,
+    pub bytes_sent: u64,
+    pub inputs: Vec<InputEvent>,
+    pub chats: Vec<String>,
+    pub keyframe_requests: u32,
+    pub notices: Vec<ErrorCode>,
+}
+
+/// Prints and collects what arrives on the control stream; tells `peer` when the technician is present.
+async fn receive(
+    mut rx: ControlReceiver,
+    peer: watch::Sender<bool>,
+    quiet: bool,
+) -> CustomerReport {
+    let mut report = CustomerReport::default();
+    let say = |s: String| {
+        if !quiet {
+            println!("{s}");
+        }
+    };
+    while let Ok(Some(msg)) = rx.recv().await {
+        match msg {
+            ServerMsg::Input(ev) => {
+                say(format!("input: {ev:?}"));
+                report.inputs.push(ev);
+            }
+            ServerMsg::Chat { text, .. } => {
+                say(format!("chat from technician: {text}"));
+                report.chats.push(text);
+            }
+            ServerMsg::Clipboard { text, .. } => say(format!("clipboard from technician: {text}")),
+            ServerMsg::KeyframeRequest { .. } => {
+                // A recording cannot produce a keyframe on demand; a live encoder would force one here.
+                report.keyframe_requests += 1;
+                say("keyframe requested by the relay".into());
+            }
+            ServerMsg::Peer { state, .. } => {
+                peer.send_replace(state != PeerState::Away);
+                say(format!("technician: {state:?}"));
+            }
+            ServerMsg::Control { allowed } => say(format!("control allowed: {allowed}")),
+            ServerMsg::Notice { code, message, .. } => {
+                report.notices.push(code);
+                say(format!("notice: {message}"));
+            }
+            ServerMsg::Welcome { .. } => {}
+        }
+    }
+    report
+}
+
+/// Runs the customer until the recording is sent and the session has ended.
+pub async fn run(args: CustomerArgs) -> Result<CustomerReport, ClientError> {
+    let frames: Vec<_> = MediaReader::open(
+        &args.share,
+        ReadOptions {
+            h264_fps: args.fps,
+            ..ReadOptions::default()
+        },
+    )?
+    .collect::<Result<_, _>>()?;
+    let addr = resolve(&args.relay).await?;
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .expect("literal");
+    let ep = endpoint(&args.trust.trust(None)?, bind)?;
+    let hello = Hello::Customer {
+        code: args.code.clone(),
+        allow_control: !args.view_only,
+    };
+    let session = join(&ep, addr, &args.trust.server_name, hello).await?;
+    let super::Session {
+        conn,
+        mut tx,
+        rx,
+        welcome,
+    } = session;
+    let peer_present = matches!(
+        welcome,
+        ServerMsg::Welcome {
+            peer_present: true,
+            ..
+        }
+    );
+    if !args.quiet {
+        let mode = if args.view_only {
+            "view only"
+        } else {
+            "control allowed"
+        };
+        println!(
+            "joined the session ({mode}); sharing {} frames",
+            frames.len()
+        );
+    }
+    let (peer_tx, mut peer_rx) = watch::channel(peer_present);
+    let receiver = tokio::spawn(receive(rx, peer_tx, args.quiet));
+
+    // Frames sent before the technician is there would reach nobody: wait for them.
+    let wait = tokio::time::timeout(
+        Duration::from_secs(args.wait_secs),
+        peer_rx.wait_for(|p| *p),
+    );
+    tokio::select! {
+        r = wait => if r.is_err() { return Err(ClientError::Other("the technician did not join in time".into())) },
+        e = conn.closed() => return Err(super::connection_error(&e)),
+    }
+
+    let mut sender = MediaSender::new(conn.clone(), 0);
+    let (mut frames_sent, mut bytes_sent) = (0, 0);
+    let start = Instant::now();
+    let send_all = async {
+        for f in frames {
+            if !args.no_pacing {
+                tokio::time::sleep_until((start + Duration::from_micros(f.pts_us)).into()).await;
+            }
+            let len = f.data.len() as u64;
+            if sender.send(f.codec, f.keyframe, f.pts_us, f.data).await? {
+                frames_sent += 1;
+                bytes_sent += len;
+            }
+        }
+        sender.flush().await;
+        Ok::<_, ClientError>(())
+    };
+    tokio::select! {
+        r = send_all => r?,
+        e = conn.closed() => {
+            let err = super::connection_error(&e);
+            if err.code() == Some(ErrorCode::SessionEnded) {
+                if !args.quiet {
+                    println!("the session was ended before the recording finished: {err}");
+                }
+                return Ok(CustomerReport { frames_sent, bytes_sent, ..receiver.await.unwrap_or_default() });
+            }
+            return Err(err);
+        }
+    }
+    tx.send(&ClientMsg::EndSession).await?;
+    let end = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+    let report = CustomerReport {
+        frames_sent,
+        bytes_sent,
+        ..receiver.await.unwrap_or_default()
+    };
+    match end.map(|e| super::connection_error(&e)) {
+        Ok(e) if e.code() == Some(ErrorCode::SessionEnded) => {
+            if !args.quiet {
+                println!("sent {frames_sent} frames ({bytes_sent} bytes); session ended");
+            }
+            ep.close(0u32.into(), b"done");
+            Ok(report)
+        }
+        Ok(e) => Err(e),
+        Err(_) => Err(ClientError::Other(
+            "the relay did not confirm the end of the session".into(),
+        )),
+    }
+}

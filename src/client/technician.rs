@@ -1,0 +1,270 @@
+//! `assist-relay technician`: creates a session through the API, prints the code, joins over QUIC, saves the
+//! customer's screen to a file (IVF for VP8/VP9/AV1, Annex B for H.264), runs an optional input script, and
+//! prints chat. Exits 0 when the customer ends the session, non-zero with the reason otherwise.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::sync::watch;
+
+use super::script::{self, Step};
+use super::{endpoint, join, resolve, ClientError, ControlReceiver, ControlSender, TrustArgs};
+use crate::api::CreatedSession;
+use crate::media::{Codec, MediaFrame, MediaWriter};
+use crate::protocol::{ErrorCode, FrameHeader, Hello, ServerMsg, FRAME_HEADER_LEN};
+use crate::transport::quic::{GroupEvent, GroupStreams};
+
+/// Flags of `assist-relay technician`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TechnicianArgs {
+    /// Base URL of the relay's HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+    /// Operator key (service credential) for the API.
+    #[arg(long, env = "ASSIST_RELAY_OPERATOR_KEY", hide_env_values = true)]
+    pub operator_key: Option<String>,
+    /// File holding the operator key, used when --operator-key is not given.
+    #[arg(long, default_value = "data/operator.key")]
+    pub operator_key_file: PathBuf,
+    /// Where to save the received screen.
+    #[arg(long)]
+    pub save: PathBuf,
+    /// Input events to send, one per line (see README, "Input scripts").
+    #[arg(long)]
+    pub input_script: Option<PathBuf>,
+    /// Relay address to use instead of the one the API advertises.
+    #[arg(long)]
+    pub relay: Option<String>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Print nothing but errors and the code line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What the technician received.
+#[derive(Debug, Default, Clone)]
+pub struct TechnicianReport {
+    pub session_id: String,
+    pub frames: u64,
+    pub bytes: u64,
+    pub groups_skipped: u64,
+    pub codec: Option<Codec>,
+    pub chats: Vec<String>,
+    pub notices: Vec<ErrorCode>,
+    pub end: Option<ErrorCode>,
+}
+
+/// Creates a session with the operator key.
+pub async fn create_session(api: &str, key: &str) -> Result<CreatedSession, ClientError> {
+    let url = format!("{}/api/v1/assist-sessions", api.trim_end_matches('/'));
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .map_err(|e| ClientError::Other(format!("cannot reach the API at {url}: {e}")))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        return Err(ClientError::Api {
+            status: status.as_u16(),
+            code: body["error"]["code"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_string(),
+            message: body["error"]["message"]
+                .as_str()
+                .unwrap_or("no details")
+                .to_string(),
+        });
+    }
+    resp.json()
+        .await
+        .map_err(|e| ClientError::Other(format!("unexpected API reply: {e}")))
+}
+
+/// Prints and collects control messages; publishes whether control is allowed.
+async fn receive(
+    mut rx: ControlReceiver,
+    control: watch::Sender<bool>,
+    quiet: bool,
+) -> (Vec<String>, Vec<ErrorCode>) {
+    let (mut chats, mut notices) = (Vec::new(), Vec::new());
+    while let Ok(Some(msg)) = rx.recv().await {
+        let line = match msg {
+            ServerMsg::Chat { text, .. } => {
+                let l = format!("chat from customer: {text}");
+                chats.push(text);
+                l
+            }
+            ServerMsg::Clipboard { text, .. } => format!("clipboard from customer: {text}"),
+            ServerMsg::Control { allowed } => {
+                control.send_replace(allowed);
+                format!("control allowed: {allowed}")
+            }
+            ServerMsg::Peer { state, .. } => format!("customer: {state:?}"),
+            ServerMsg::Notice {
+                code,
+                count,
+                message,
+            } => {
+                notices.push(code);
+                format!("notice: {message} ({count})")
+            }
+            other => format!("{other:?}"),
+        };
+        if !quiet {
+            println!("{line}");
+        }
+    }
+    (chats, notices)
+}
+
+async fn run_script(
+    steps: Vec<Step>,
+    mut tx: ControlSender,
+    mut control: watch::Receiver<bool>,
+) -> Result<(), ClientError> {
+    for step in steps {
+        match step {
+            Step::Send(msg) => tx.send(&msg).await?,
+            Step::Sleep(d) => tokio::time::sleep(d).await,
+            Step::WaitControl => {
+                let _ = control.wait_for(|allowed| *allowed).await;
+            }
+        }
+    }
+    // Keep the stream open: dropping it would finish the control stream.
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Runs the technician until the session ends.
+pub async fn run(args: TechnicianArgs) -> Result<TechnicianReport, ClientError> {
+    let key = match &args.operator_key {
+        Some(k) => k.clone(),
+        None => std::fs::read_to_string(&args.operator_key_file)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| {
+                ClientError::Other(format!(
+                    "no --operator-key given and {} is unreadable: {e}",
+                    args.operator_key_file.display()
+                ))
+            })?,
+    };
+    let steps = match &args.input_script {
+        Some(p) => script::parse(
+            &std::fs::read_to_string(p)
+                .map_err(|e| ClientError::Other(format!("{}: {e}", p.display())))?,
+        )
+        .map_err(|e| ClientError::Other(format!("{}: {e}", p.display())))?,
+        None => Vec::new(),
+    };
+    let created = create_session(&args.api, &key).await?;
+    let relay = args
+        .relay
+        .clone()
+        .unwrap_or_else(|| created.relay.quic.clone());
+    println!("code: {}", created.code_display);
+    if !args.quiet {
+        println!("expires: {}", created.code_expires_at);
+        println!("relay: {relay}  cert-sha256: {}", created.relay.cert_sha256);
+        println!(
+            "the customer runs: assist-relay customer --relay {relay} --server-cert-sha256 {} --code '{}' --share FILE",
+            created.relay.cert_sha256, created.code_display
+        );
+    }
+    let trust = args.trust.trust(Some(&created.relay.cert_sha256))?;
+    let addr = resolve(&relay).await?;
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .expect("literal");
+    let ep = endpoint(&trust, bind)?;
+    let session = join(
+        &ep,
+        addr,
+        &args.trust.server_name,
+        Hello::Technician {
+            token: created.technician_token,
+        },
+    )
+    .await?;
+    let max_frame = match &session.welcome {
+        ServerMsg::Welcome {
+            max_frame_bytes, ..
+        } => *max_frame_bytes as usize,
+        _ => 4 << 20,
+    };
+    let super::Session { conn, tx, rx, .. } = session;
+    if !args.quiet {
+        println!("joined; waiting for the customer's screen");
+    }
+    let (control_tx, control_rx) = watch::channel(false);
+    let receiver = tokio::spawn(receive(rx, control_tx, args.quiet));
+    let script = tokio::spawn(run_script(steps, tx, control_rx));
+
+    let mut report = TechnicianReport {
+        session_id: created.session_id,
+        ..Default::default()
+    };
+    let mut writer: Option<MediaWriter> = None;
+    let mut groups = GroupStreams::new(&conn, max_frame);
+    while let Ok(ev) = groups.next().await {
+        let frame = match ev {
+            GroupEvent::Frame(f) => f,
+            GroupEvent::Ended { reset: true } => {
+                report.groups_skipped += 1;
+                continue;
+            }
+            GroupEvent::Ended { .. } => continue,
+        };
+        let header: &[u8; FRAME_HEADER_LEN] = frame.wire[..FRAME_HEADER_LEN]
+            .try_into()
+            .expect("header length");
+        let fh = FrameHeader::decode(header, max_frame)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let w = match writer.as_mut() {
+            Some(w) => w,
+            None => {
+                report.codec = Some(fh.codec);
+                writer.insert(MediaWriter::create(&args.save, fh.codec)?)
+            }
+        };
+        w.write(&MediaFrame {
+            codec: fh.codec,
+            keyframe: fh.keyframe,
+            pts_us: fh.capture_ts_us,
+            data: frame.wire.slice(FRAME_HEADER_LEN..),
+        })?;
+        report.frames += 1;
+        report.bytes += u64::from(fh.payload_len);
+    }
+    let end = super::connection_error(&conn.closed().await);
+    script.abort();
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    let (chats, notices) = receiver.await.unwrap_or_default();
+    report.chats = chats;
+    report.notices = notices;
+    report.end = end.code();
+    ep.close(0u32.into(), b"done");
+    match end.code() {
+        Some(ErrorCode::SessionEnded) => {
+            if !args.quiet {
+                println!(
+                    "session ended: {end}; saved {} frames to {}",
+                    report.frames,
+                    args.save.display()
+                );
+            }
+            Ok(report)
+        }
+        _ => Err(end),
+    }
+}
