@@ -31,6 +31,9 @@ pub struct CustomerArgs {
     /// Frame rate of an H.264 Annex B recording (it carries no timestamps).
     #[arg(long, default_value_t = 30)]
     pub fps: u32,
+    /// Play the recording this many times faster than real time (1 = its own pace).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
     /// Send frames as fast as possible instead of at the recording's pace.
     #[arg(long)]
     pub no_pacing: bool,
@@ -165,7 +168,8 @@ pub async fn run(args: CustomerArgs) -> Result<CustomerReport, ClientError> {
     let send_all = async {
         for f in frames {
             if !args.no_pacing {
-                tokio::time::sleep_until((start + Duration::from_micros(f.pts_us)).into()).await;
+                let at = Duration::from_micros(f.pts_us).div_f64(args.speed.max(0.01));
+                tokio::time::sleep_until((start + at).into()).await;
             }
             let len = f.data.len() as u64;
             if sender.send(f.codec, f.keyframe, f.pts_us, f.data).await? {

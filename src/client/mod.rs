@@ -78,27 +78,60 @@ pub fn connection_error(e: &ConnectionError) -> ClientError {
     }
 }
 
-/// Client transport settings: keep-alives, and a bounded receive window so that a reader that stops reading
-/// makes the relay's backlog bound apply instead of data piling up in this process (docs/PROTOCOL.md).
+/// Client transport settings: keep-alives; a bounded receive window so that a reader that stops reading
+/// makes the relay's backlog bound apply instead of data piling up in this process; and FIFO scheduling
+/// of equal-priority streams so groups leave in order (docs/PROTOCOL.md, "Media").
 pub fn transport_config() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(Duration::from_secs(4)))
         .max_idle_timeout(Some(Duration::from_secs(15).try_into().expect("small")))
         .receive_window((4u32 << 20).into())
         .stream_receive_window((2u32 << 20).into())
-        .max_concurrent_uni_streams(64u32.into());
+        .max_concurrent_uni_streams(64u32.into())
+        // Groups go out in the order they are written: a new group never overtakes the tail of the last.
+        .send_fairness(false);
     t
 }
 
 /// A client endpoint on an ephemeral port that trusts the relay as `trust` says.
 pub fn endpoint(trust: &ServerTrust, bind: SocketAddr) -> Result<quinn::Endpoint, ClientError> {
+    endpoint_with(trust, bind, transport_config())
+}
+
+/// [`endpoint`] with other transport settings (tests use small windows to stall a reader quickly).
+pub fn endpoint_with(
+    trust: &ServerTrust,
+    bind: SocketAddr,
+    transport: quinn::TransportConfig,
+) -> Result<quinn::Endpoint, ClientError> {
     let tls = tls::client_config(trust, ALPN)?;
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| ClientError::Other(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
-    cfg.transport_config(Arc::new(transport_config()));
-    let mut ep = quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect(e.to_string()))?;
+    cfg.transport_config(Arc::new(transport));
+    let mut ep = client_endpoint(bind).map_err(|e| ClientError::Connect(e.to_string()))?;
     ep.set_default_client_config(cfg);
     Ok(ep)
+}
+
+/// Receive and send buffer asked for the client's UDP socket (the kernel caps it at net.core.[rw]mem_max):
+/// a keyframe burst must not overflow it.
+const CLIENT_UDP_BUFFER: usize = 4 << 20;
+
+fn client_endpoint(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(bind),
+        socket2::Type::DGRAM,
+        None,
+    )?;
+    let _ = socket.set_recv_buffer_size(CLIENT_UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(CLIENT_UDP_BUFFER);
+    socket.bind(&bind.into())?;
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket.into(),
+        Arc::new(quinn::TokioRuntime),
+    )
 }
 
 /// Resolves `host:port`.

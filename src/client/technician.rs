@@ -12,7 +12,7 @@ use super::{endpoint, join, resolve, ClientError, ControlReceiver, ControlSender
 use crate::api::CreatedSession;
 use crate::media::{Codec, MediaFrame, MediaWriter};
 use crate::protocol::{ErrorCode, FrameHeader, Hello, ServerMsg, FRAME_HEADER_LEN};
-use crate::transport::quic::{GroupEvent, GroupStreams};
+use crate::transport::quic::{GroupEvent, GroupOrder, GroupStreams};
 
 /// Flags of `assist-relay technician`.
 #[derive(Debug, Clone, clap::Args)]
@@ -140,7 +140,7 @@ async fn run_script(
     Ok(())
 }
 
-/// Runs the technician until the session ends.
+/// Creates a session and runs the technician until it ends.
 pub async fn run(args: TechnicianArgs) -> Result<TechnicianReport, ClientError> {
     let key = match &args.operator_key {
         Some(k) => k.clone(),
@@ -162,6 +162,15 @@ pub async fn run(args: TechnicianArgs) -> Result<TechnicianReport, ClientError> 
         None => Vec::new(),
     };
     let created = create_session(&args.api, &key).await?;
+    run_session(args, steps, created).await
+}
+
+/// Runs the technician in a session already created.
+pub async fn run_session(
+    args: TechnicianArgs,
+    steps: Vec<Step>,
+    created: CreatedSession,
+) -> Result<TechnicianReport, ClientError> {
     let relay = args
         .relay
         .clone()
@@ -213,7 +222,7 @@ pub async fn run(args: TechnicianArgs) -> Result<TechnicianReport, ClientError> 
         ..Default::default()
     };
     let mut writer: Option<MediaWriter> = None;
-    let mut groups = GroupStreams::new(&conn, max_frame);
+    let mut groups = GroupStreams::new(&conn, max_frame, GroupOrder::Strict);
     while let Ok(ev) = groups.next().await {
         let frame = match ev {
             GroupEvent::Frame(f) => f,
@@ -221,7 +230,7 @@ pub async fn run(args: TechnicianArgs) -> Result<TechnicianReport, ClientError> 
                 report.groups_skipped += 1;
                 continue;
             }
-            GroupEvent::Ended { .. } => continue,
+            GroupEvent::Ended { .. } | GroupEvent::Stale { .. } => continue,
         };
         let header: &[u8; FRAME_HEADER_LEN] = frame.wire[..FRAME_HEADER_LEN]
             .try_into()

@@ -35,8 +35,9 @@ use crate::relay::{Admission, ControlOut, MediaSlot, PeerHandle, Relay, RelayErr
 
 /// How long a closing connection waits for its last control messages to be acknowledged.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
-/// Tracks per track a customer may use in one session (bounds the room's per-track state).
-const MAX_TRACKS: u32 = 8;
+/// Tracks a customer may publish in a remote-assist session: one screen, track 0 (bounds the room's
+/// per-track state; meetings will raise it).
+const MAX_TRACKS: u32 = 1;
 
 /// Why a connection was closed by the relay.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +117,7 @@ pub fn bind(
         ))
         .keep_alive_interval(Some(l.quic_idle_timeout.0 / 3))
         .send_window(l.send_window.0)
+        .send_fairness(false)
         .datagram_receive_buffer_size(None);
     server.transport_config(Arc::new(transport));
 
@@ -351,7 +353,7 @@ async fn run_connection(
     let max_frame = cfg.limits.max_frame_bytes.usize();
     let result = tokio::select! {
         r = control_reader(&mut recv, &room, conn_id, max_msg) => r,
-        r = media_ingress(conn, &room, conn_id, max_frame), if role == Role::Customer => r,
+        r = media_ingress(relay, conn, &room, conn_id, max_frame), if role == Role::Customer => r,
         r = refuse_streams(conn), if role == Role::Technician => r,
         _ = conn.closed() => Err(ConnError::Closed),
     };
@@ -531,6 +533,8 @@ struct GroupReader {
     header: Option<GroupHeader>,
     frames: u64,
     reset: bool,
+    /// Its group number is not newer than one already started on this connection: its frames are dropped.
+    stale: bool,
 }
 
 type Step = Pin<Box<dyn Future<Output = (GroupReader, Result<Option<Frame>, ConnError>)> + Send>>;
@@ -614,27 +618,49 @@ pub enum GroupEvent {
     Frame(Frame),
     /// A group stream ended: finished by the sender, or `reset` (e.g. `GROUP_SKIPPED` from the relay).
     Ended { reset: bool },
+    /// A frame dropped because its group is not newer than one already started (a reused group number, or
+    /// an old group overtaken after loss).
+    Stale { bytes: usize },
+}
+
+/// In which order [`GroupStreams`] hands out frames of concurrent groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupOrder {
+    /// As they become readable, older groups first when several are: a lost packet stalls only its own
+    /// group (the relay reads publishers this way).
+    Live,
+    /// A group only after every older one has ended: nothing is skipped that the relay delivered, at the
+    /// price of head-of-line blocking (the demo technician records this way).
+    Strict,
 }
 
 /// Reads the media group streams a peer opens on one connection (docs/PROTOCOL.md, "Media"). Groups are
 /// read concurrently, so a lost packet stalls only its own group, but a ready frame of an older group is
 /// always taken before one of a newer group, so frames come out in order whenever the network allows.
-/// Checks the group rules: a group starts with its only keyframe, group numbers increase per track.
+/// Checks that a group starts with its only keyframe. A group whose number is not newer than one already
+/// started (an old group overtaken after loss, or a reused number) yields [`GroupEvent::Stale`] instead of
+/// its frames, so replaying group numbers gains a sender nothing.
 pub struct GroupStreams<'a> {
     conn: &'a Connection,
     accept: Pin<Box<quinn::AcceptUni<'a>>>,
     readers: Vec<Step>,
-    last_group: Vec<(u32, u64)>,
+    order: GroupOrder,
+    /// Newest group started per track.
+    started: Vec<(u32, u64)>,
+    /// False once the connection is closed: what is buffered in open groups is still read out.
+    accepting: bool,
     max_frame: usize,
 }
 
 impl<'a> GroupStreams<'a> {
-    pub fn new(conn: &'a Connection, max_frame: usize) -> GroupStreams<'a> {
+    pub fn new(conn: &'a Connection, max_frame: usize, order: GroupOrder) -> GroupStreams<'a> {
         GroupStreams {
             conn,
             accept: Box::pin(conn.accept_uni()),
             readers: Vec::new(),
-            last_group: Vec::new(),
+            order,
+            started: Vec::new(),
+            accepting: true,
             max_frame,
         }
     }
@@ -646,15 +672,25 @@ impl<'a> GroupStreams<'a> {
             Step(usize, GroupReader, Result<Option<Frame>, ConnError>),
         }
         loop {
+            if !self.accepting && self.readers.is_empty() {
+                return Err(ConnError::Closed);
+            }
+            let accepting = self.accepting;
+            let polled = match self.order {
+                GroupOrder::Live => self.readers.len(),
+                GroupOrder::Strict => self.readers.len().min(1),
+            };
             let (readers, accept) = (&mut self.readers, &mut self.accept);
             let ev = poll_fn(|cx| {
-                for (i, fut) in readers.iter_mut().enumerate() {
+                for (i, fut) in readers[..polled].iter_mut().enumerate() {
                     if let Poll::Ready((r, res)) = fut.as_mut().poll(cx) {
                         return Poll::Ready(Ev::Step(i, r, res));
                     }
                 }
-                if let Poll::Ready(r) = accept.as_mut().poll(cx) {
-                    return Poll::Ready(Ev::Accepted(r));
+                if accepting {
+                    if let Poll::Ready(r) = accept.as_mut().poll(cx) {
+                        return Poll::Ready(Ev::Accepted(r));
+                    }
                 }
                 Poll::Pending
             })
@@ -667,11 +703,13 @@ impl<'a> GroupStreams<'a> {
                         header: None,
                         frames: 0,
                         reset: false,
+                        stale: false,
                     };
                     self.readers.push(step(reader, self.max_frame));
                 }
-                Ev::Accepted(Err(_)) => return Err(ConnError::Closed),
-                Ev::Step(i, reader, res) => {
+                Ev::Accepted(Err(_)) => self.accepting = false,
+                Ev::Step(i, _, Err(ConnError::Closed)) => drop(self.readers.remove(i)),
+                Ev::Step(i, mut reader, res) => {
                     let Some(frame) = res? else {
                         drop(self.readers.remove(i));
                         return Ok(GroupEvent::Ended {
@@ -679,16 +717,21 @@ impl<'a> GroupStreams<'a> {
                         });
                     };
                     if reader.frames == 1 {
-                        match self.last_group.iter_mut().find(|(t, _)| *t == frame.track) {
-                            Some((_, g)) if frame.group <= *g => {
-                                return Err(ConnError::Violation("group sequence must increase"));
-                            }
+                        match self.started.iter_mut().find(|(t, _)| *t == frame.track) {
+                            Some((_, g)) if frame.group <= *g => reader.stale = true,
                             Some((_, g)) => *g = frame.group,
-                            None => self.last_group.push((frame.track, frame.group)),
+                            None => self.started.push((frame.track, frame.group)),
                         }
                     }
+                    let stale = reader.stale;
                     self.readers[i] = step(reader, self.max_frame);
-                    return Ok(GroupEvent::Frame(frame));
+                    return Ok(if stale {
+                        GroupEvent::Stale {
+                            bytes: frame.wire.len(),
+                        }
+                    } else {
+                        GroupEvent::Frame(frame)
+                    });
                 }
             }
         }
@@ -697,24 +740,35 @@ impl<'a> GroupStreams<'a> {
 
 /// Feeds a customer's frames to its room.
 async fn media_ingress(
+    relay: &Relay,
     conn: &Connection,
     room: &mpsc::Sender<RoomMsg>,
     conn_id: ConnId,
     max_frame: usize,
 ) -> Result<(), ConnError> {
-    let mut groups = GroupStreams::new(conn, max_frame);
+    let mut groups = GroupStreams::new(conn, max_frame, GroupOrder::Live);
     loop {
-        if let GroupEvent::Frame(frame) = groups.next().await? {
-            if room
-                .send(RoomMsg::Input(Input::Frame {
-                    conn: conn_id,
-                    frame,
-                }))
-                .await
-                .is_err()
-            {
-                return Err(ConnError::Closed);
+        match groups.next().await? {
+            GroupEvent::Frame(frame) => {
+                if room
+                    .send(RoomMsg::Input(Input::Frame {
+                        conn: conn_id,
+                        frame,
+                    }))
+                    .await
+                    .is_err()
+                {
+                    return Err(ConnError::Closed);
+                }
             }
+            GroupEvent::Stale { .. } => {
+                relay
+                    .metrics
+                    .frames_dropped
+                    .with_label_values(&["stale_group"])
+                    .inc();
+            }
+            GroupEvent::Ended { .. } => {}
         }
     }
 }

@@ -1,0 +1,389 @@
+//! Media through a real relay on loopback: the shipped recordings arrive byte-exact and decodable; a stalled
+//! receiver is isolated and recovers at a keyframe with one keyframe request; hostile input closes only the
+//! offending connection.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assist_relay::client::customer::{self, CustomerArgs};
+use assist_relay::client::technician::{self, TechnicianArgs};
+use assist_relay::client::{MediaSender, TrustArgs};
+use assist_relay::media::{Codec, MediaReader, ReadOptions};
+use assist_relay::protocol::{ClientMsg, ErrorCode, FrameHeader, GroupHeader, Hello, ServerMsg};
+use assist_relay::transport::quic::{GroupEvent, GroupOrder, GroupStreams};
+use assist_relay::transport::tls::{fingerprint_hex, ServerTrust};
+use bytes::Bytes;
+use common::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn trust_args(relay: &TestRelay) -> TrustArgs {
+    let ServerTrust::Pin(fp) = &relay.trust else {
+        unreachable!()
+    };
+    TrustArgs {
+        server_cert_sha256: Some(fingerprint_hex(fp)),
+        ca: None,
+        server_name: "localhost".into(),
+    }
+}
+
+/// Runs the demo technician and customer on a recording and returns the saved file.
+async fn share_through_relay(relay: &TestRelay, recording: &str, fps: u32, out: &Path) {
+    let created = relay.create().await;
+    let code = created.code_display.clone();
+    let tech_args = TechnicianArgs {
+        api: relay.api.clone(),
+        operator_key: Some(relay.key.clone()),
+        operator_key_file: PathBuf::new(),
+        save: out.to_owned(),
+        input_script: None,
+        relay: None,
+        trust: trust_args(relay),
+        quiet: true,
+    };
+    let steps = assist_relay::client::script::parse(
+        "wait-control\nmove 100 200\nchat hello from the technician\n",
+    )
+    .unwrap();
+    let tech = tokio::spawn(technician::run_session(tech_args, steps, created));
+    let cust_args = CustomerArgs {
+        relay: relay.quic.to_string(),
+        code,
+        share: fixture(recording),
+        view_only: false,
+        fps,
+        speed: 4.0,
+        no_pacing: false,
+        wait_secs: 30,
+        trust: trust_args(relay),
+        quiet: true,
+    };
+    let sent = customer::run(cust_args).await.expect("customer succeeds");
+    let got = tech.await.unwrap().expect("technician succeeds");
+    assert_eq!(got.frames, sent.frames_sent, "every frame delivered");
+    assert_eq!(got.end, Some(ErrorCode::SessionEnded));
+    assert_eq!(got.groups_skipped, 0);
+    assert_eq!(
+        sent.keyframe_requests, 0,
+        "a receiver that keeps up needs no keyframe requests"
+    );
+    assert!(sent
+        .chats
+        .contains(&"hello from the technician".to_string()));
+    assert!(
+        !sent.inputs.is_empty(),
+        "the scripted input reached the customer"
+    );
+}
+
+fn frames(path: &Path) -> Vec<assist_relay::media::MediaFrame> {
+    MediaReader::open(path, ReadOptions::default())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// ffmpeg must decode the file without a single error. CI installs ffmpeg; elsewhere a missing ffmpeg skips.
+fn ffmpeg_decodes(path: &Path) {
+    let out = match std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("ffmpeg not found: skipping the decode check (CI requires it)");
+            return;
+        }
+        Err(e) => panic!("ffmpeg is required in CI: {e}"),
+    };
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn vp8_recording_arrives_byte_exact_and_decodes() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("screen.ivf");
+        share_through_relay(&relay, "screen-vp8-720p.ivf", 30, &out).await;
+        let (want, got) = (frames(&fixture("screen-vp8-720p.ivf")), frames(&out));
+        assert_eq!(got.len(), want.len());
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(w.data, g.data, "frame {i} differs");
+            assert_eq!((w.keyframe, w.codec), (g.keyframe, g.codec), "frame {i}");
+        }
+        ffmpeg_decodes(&out);
+        assert_eq!(
+            relay.metric("assist_relay_frames_forwarded_total").await,
+            want.len() as f64
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn h264_recording_arrives_byte_exact_and_decodes() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("screen.h264");
+        share_through_relay(&relay, "screen-h264-720p.h264", 15, &out).await;
+        let original = std::fs::read(fixture("screen-h264-720p.h264")).unwrap();
+        let saved = std::fs::read(&out).unwrap();
+        assert_eq!(saved.len(), original.len());
+        assert!(
+            saved == original,
+            "the Annex B stream is reproduced byte for byte"
+        );
+        ffmpeg_decodes(&out);
+    })
+    .await
+    .unwrap();
+}
+
+/// Sends `groups` groups of `per_group` frames of `size` bytes as fast as possible.
+async fn blast(
+    sender: &mut MediaSender,
+    groups: std::ops::Range<u64>,
+    per_group: u64,
+    size: usize,
+) {
+    let payload = Bytes::from(vec![7u8; size]);
+    for g in groups {
+        for i in 0..per_group {
+            sender
+                .send(Codec::Vp8, i == 0, g * per_group + i, payload.clone())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_receiver_skips_to_a_keyframe_with_one_request_while_other_sessions_flow() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start_with(|l| {
+            l.limits.backlog_max_bytes = Some(assist_relay::config::ByteSize(256 << 10));
+            l.limits.send_window = Some(assist_relay::config::ByteSize(256 << 10));
+        })
+        .await;
+        // Session A: the technician's connection takes at most 256 KiB unread, and it does not read media.
+        let a = relay.create().await;
+        let mut small = assist_relay::client::transport_config();
+        small
+            .receive_window((256u32 << 10).into())
+            .stream_receive_window((128u32 << 10).into());
+        let ep = assist_relay::client::endpoint_with(
+            &relay.trust,
+            "127.0.0.1:0".parse().unwrap(),
+            small,
+        )
+        .unwrap();
+        let hello = Hello::Technician {
+            token: a.technician_token.clone(),
+        };
+        let mut tech_a = assist_relay::client::join(&ep, relay.quic, "localhost", hello)
+            .await
+            .unwrap();
+        let mut cust_a = relay.customer(&a.code, true).await.unwrap();
+        let mut sender_a = MediaSender::new(cust_a.conn.clone(), 0);
+        // 5 groups of 30 frames of 20 KB = 3 MB, far past what the stalled reader and the bound hold.
+        blast(&mut sender_a, 0..5, 30, 20_000).await;
+        expect_msg(&mut cust_a, |m| {
+            matches!(m, ServerMsg::KeyframeRequest { .. })
+        })
+        .await;
+
+        // Session B runs a whole recording while A is still stalled.
+        let dir = tempfile::tempdir().unwrap();
+        share_through_relay(&relay, "screen-vp8-720p.ivf", 30, &dir.path().join("b.ivf")).await;
+
+        // A's technician starts reading again; then A's customer sends a new group, led by a keyframe.
+        let conn_a = tech_a.conn.clone();
+        let reader = tokio::spawn(async move {
+            let mut groups = GroupStreams::new(&conn_a, 4 << 20, GroupOrder::Strict);
+            let (mut resets, mut last_group) = (0, Vec::new());
+            while last_group.len() < 30 {
+                let ev = groups.next().await.unwrap();
+                match ev {
+                    GroupEvent::Frame(f) if f.group == 5 => last_group.push(f.seq),
+                    GroupEvent::Frame(_) => {}
+                    GroupEvent::Ended { reset } => resets += usize::from(reset),
+                    GroupEvent::Stale { .. } => {
+                        panic!("the relay never sends an old group after a newer one")
+                    }
+                }
+            }
+            (resets, last_group)
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await; // let the stale backlog drain
+                                                              // Small frames: a reader that keeps up absorbs this group without reaching the 256 KiB bound.
+        blast(&mut sender_a, 5..6, 30, 2_000).await;
+        sender_a.flush().await;
+        let (resets, last_group) = tokio::time::timeout(Duration::from_secs(20), reader)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(resets >= 1, "the stale group was reset (GROUP_SKIPPED)");
+        assert_eq!(
+            last_group,
+            (150..180).collect::<Vec<_>>(),
+            "recovered at the keyframe, in order"
+        );
+        // Exactly one keyframe request reached the customer (the clock did not move, so later lags merged).
+        // A chat sent now is a marker: once it arrives, everything the relay sent before it has arrived.
+        tech_a
+            .tx
+            .send(&ClientMsg::Chat("marker".into()))
+            .await
+            .unwrap();
+        let mut requests = 1;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), cust_a.rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Some(ServerMsg::KeyframeRequest { .. }) => requests += 1,
+                Some(ServerMsg::Chat { .. }) => break,
+                Some(_) => {}
+                None => panic!("control stream ended"),
+            }
+        }
+        assert_eq!(requests, 1);
+        assert_eq!(
+            relay
+                .metric("assist_relay_keyframe_requests_total{result=\"sent\"}")
+                .await,
+            1.0
+        );
+        assert!(
+            relay
+                .metric("assist_relay_frames_dropped_total{reason=\"receiver_lagging\"}")
+                .await
+                > 0.0
+        );
+        assert!(relay.metric("assist_relay_groups_reset_total").await >= 1.0);
+    })
+    .await
+    .unwrap();
+}
+
+/// Opens a raw connection and control stream as a client would, without HELLO.
+async fn raw(relay: &TestRelay) -> (quinn::Connection, quinn::SendStream) {
+    let ep = relay.endpoint("127.0.0.1:0");
+    let conn = ep.connect(relay.quic, "localhost").unwrap().await.unwrap();
+    let (send, _recv) = conn.open_bi().await.unwrap();
+    (conn, send)
+}
+
+async fn close_code(conn: &quinn::Connection) -> ErrorCode {
+    let e = tokio::time::timeout(Duration::from_secs(20), conn.closed())
+        .await
+        .unwrap();
+    assist_relay::client::connection_error(&e)
+        .code()
+        .expect("application close")
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_input_close_only_the_offender() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start_with(|l| {
+            l.session.hello_timeout = Some(assist_relay::config::Dur(Duration::from_millis(300)));
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b.ivf");
+        let healthy = share_through_relay(&relay, "screen-vp8-720p.ivf", 30, &out);
+        let attacks = async {
+            // An unknown message type.
+            let (conn, mut s) = raw(&relay).await;
+            s.write_all(&[0, 0, 0, 3, 0xEE, 1, 2]).await.unwrap();
+            assert_eq!(close_code(&conn).await, ErrorCode::ProtocolViolation);
+            // A length prefix past the message limit.
+            let (conn, mut s) = raw(&relay).await;
+            s.write_all(&[0, 0x10, 0, 0, 0x01]).await.unwrap();
+            assert_eq!(close_code(&conn).await, ErrorCode::MessageTooLarge);
+            // A HELLO of another protocol version.
+            let (conn, mut s) = raw(&relay).await;
+            s.write_all(&[0, 0, 0, 3, 0x01, 9, 1]).await.unwrap();
+            assert_eq!(close_code(&conn).await, ErrorCode::UnsupportedVersion);
+            // Silence: no HELLO within the hello timeout.
+            let (conn, _s) = raw(&relay).await;
+            assert_eq!(close_code(&conn).await, ErrorCode::HelloTimeout);
+            // A paired customer announcing a frame over the 4 MiB limit.
+            let (_, _tech, cust) = relay.pair(true).await;
+            let mut g = cust.conn.open_uni().await.unwrap();
+            g.write_all(&GroupHeader { track: 0, group: 0 }.encode())
+                .await
+                .unwrap();
+            let big = FrameHeader {
+                payload_len: 5 << 20,
+                codec: Codec::Vp8,
+                keyframe: true,
+                seq: 0,
+                capture_ts_us: 0,
+            };
+            g.write_all(&big.encode()).await.unwrap();
+            assert_eq!(close_code(&cust.conn).await, ErrorCode::FrameTooLarge);
+            // A group that does not start with a keyframe.
+            let (_, _tech, cust) = relay.pair(true).await;
+            let mut g = cust.conn.open_uni().await.unwrap();
+            g.write_all(&GroupHeader { track: 0, group: 0 }.encode())
+                .await
+                .unwrap();
+            let delta = FrameHeader {
+                payload_len: 1,
+                codec: Codec::Vp8,
+                keyframe: false,
+                seq: 0,
+                capture_ts_us: 0,
+            };
+            g.write_all(&delta.encode()).await.unwrap();
+            g.write_all(&[0]).await.unwrap();
+            assert_eq!(close_code(&cust.conn).await, ErrorCode::ProtocolViolation);
+            // A message the role may not send is refused with a notice, and the session goes on.
+            let (_, mut tech, _cust) = relay.pair(true).await;
+            tech.tx.send(&ClientMsg::SetControl(true)).await.unwrap();
+            let n = expect_msg(&mut tech, |m| matches!(m, ServerMsg::Notice { .. })).await;
+            assert!(matches!(
+                n,
+                ServerMsg::Notice {
+                    code: ErrorCode::NotPermitted,
+                    ..
+                }
+            ));
+        };
+        tokio::join!(healthy, attacks);
+        let (want, got) = (frames(&fixture("screen-vp8-720p.ivf")), frames(&out));
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "the healthy session was not disturbed"
+        );
+        assert!(want.iter().zip(&got).all(|(w, g)| w.data == g.data));
+        assert!(
+            relay
+                .metric("assist_relay_connections_closed_total{reason=\"protocol_violation\"}")
+                .await
+                >= 2.0
+        );
+    })
+    .await
+    .unwrap();
+}
