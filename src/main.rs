@@ -29,7 +29,7 @@ enum Cmd {
         #[arg(long, env = "ASSIST_RELAY_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        layer: ConfigLayer,
+        layer: Box<ConfigLayer>,
     },
     /// Demo technician: create a session, print the code, save the customer's screen.
     Technician(technician::TechnicianArgs),
@@ -88,7 +88,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.cmd {
-        Cmd::Serve { config, layer } => serve(config, layer).await,
+        Cmd::Serve { config, layer } => serve(config, *layer).await,
         Cmd::Technician(args) => technician::run(args).await.map(drop).map_err(Into::into),
         Cmd::Customer(args) => customer::run(args).await.map(drop).map_err(Into::into),
     };

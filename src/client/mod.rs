@@ -143,6 +143,9 @@ pub async fn resolve(relay: &str) -> Result<SocketAddr, ClientError> {
         .ok_or_else(|| ClientError::Connect(format!("{relay} resolves to no address")))
 }
 
+/// Relay messages may exceed `max_message_bytes` by this much (docs/PROTOCOL.md, "Limits").
+pub const RELAY_MESSAGE_SLACK: usize = 16;
+
 /// Sends control messages.
 pub struct ControlSender {
     send: SendStream,
@@ -250,7 +253,8 @@ pub async fn join(
         max_message_bytes, ..
     } = &welcome
     {
-        rx.max = *max_message_bytes as usize;
+        // Forwarded chat and clipboard carry one byte more than the sender's message.
+        rx.max = *max_message_bytes as usize + RELAY_MESSAGE_SLACK;
     }
     Ok(Session {
         conn,

@@ -34,7 +34,7 @@ pub enum PairingError {
     #[error("code already used")]
     CodeUsed,
     /// Too many failed attempts from this address or overall.
-    #[error("too many failed attempts; retry in {}s", retry_after.as_secs().max(1))]
+    #[error("too many failed attempts; retry in {}s", retry_after.as_secs_f64().ceil().max(1.0))]
     RateLimited { retry_after: Duration },
     /// The token's signature or format is wrong.
     #[error("invalid token")]

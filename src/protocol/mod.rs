@@ -67,11 +67,9 @@ error_codes! {
     MessageTooLarge = 0x11, "message_too_large";
     /// a media frame exceeded the maximum frame size
     FrameTooLarge = 0x12, "frame_too_large";
-    /// too many streams opened on one connection
-    TooManyStreams = 0x13, "too_many_streams";
     /// no HELLO arrived in time
     HelloTimeout = 0x14, "hello_timeout";
-    /// a message that this role may not send, or not in this state
+    /// a valid message at the wrong time (a message before HELLO, or a second HELLO)
     UnexpectedMessage = 0x15, "unexpected_message";
     /// protocol version not supported
     UnsupportedVersion = 0x16, "unsupported_version";
@@ -92,7 +90,7 @@ error_codes! {
     /// this role is already connected to the session
     RoleTaken = 0x27, "role_taken";
     /// too many connections from this address
-    TooManySessions = 0x28, "too_many_sessions";
+    TooManyConnections = 0x28, "too_many_connections";
     /// the session can no longer be resumed with this token
     ResumeRefused = 0x29, "resume_refused";
     /// the peer did not read its control stream fast enough
@@ -121,8 +119,6 @@ error_codes! {
 pub mod stream_code {
     /// The relay abandoned a stale group because the receiver fell behind; the next group starts with a keyframe.
     pub const GROUP_SKIPPED: u32 = 0x01;
-    /// The relay is closing the connection.
-    pub const CLOSING: u32 = 0x02;
     /// The relay does not accept this stream (e.g. a technician opening a media stream).
     pub const REFUSED: u32 = 0x03;
 }

@@ -75,7 +75,15 @@ pub(super) async fn run(
     for (_, peer) in peers.drain() {
         peer.media.close();
     }
+    // Connections that authenticated while the session was ending must not wait for a WELCOME forever.
     relay.forget(id);
+    rx.close();
+    let reason = room.is_ended().unwrap_or(crate::core::EndReason::Shutdown);
+    while let Some(msg) = rx.recv().await {
+        if let RoomMsg::Join { peer, .. } = msg {
+            (peer.closer)(reason.code(), reason.as_str());
+        }
+    }
 }
 
 fn feed(

@@ -65,7 +65,7 @@ pub enum ConnError {
     Refused(#[from] RelayError),
     /// Too many connections from this address.
     #[error("too many connections from this address")]
-    TooManySessions,
+    TooManyConnections,
 }
 
 impl ConnError {
@@ -83,7 +83,7 @@ impl ConnError {
             ConnError::Media(_) => ErrorCode::ProtocolViolation,
             ConnError::Unexpected(_) => ErrorCode::UnexpectedMessage,
             ConnError::Refused(e) => e.code(),
-            ConnError::TooManySessions => ErrorCode::TooManySessions,
+            ConnError::TooManyConnections => ErrorCode::TooManyConnections,
         }
     }
 }
@@ -91,6 +91,9 @@ impl ConnError {
 fn read_err(e: ReadExactError, what: &'static str) -> ConnError {
     match e {
         ReadExactError::FinishedEarly(_) => ConnError::Violation(what),
+        ReadExactError::ReadError(quinn::ReadError::Reset(_)) => {
+            ConnError::Violation("stream reset by the peer")
+        }
         ReadExactError::ReadError(_) => ConnError::Closed,
     }
 }
@@ -232,7 +235,8 @@ async fn handle(
     let Ok(connecting) = incoming.accept() else {
         return;
     };
-    let conn = match tokio::time::timeout(relay.cfg.session.hello_timeout.0, connecting).await {
+    let deadline = tokio::time::Instant::now() + relay.cfg.session.hello_timeout.0;
+    let conn = match tokio::time::timeout_at(deadline, connecting).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::debug!(%remote, error = %e, "handshake failed");
@@ -246,8 +250,8 @@ async fn handle(
         remote.ip(),
         relay.cfg.limits.max_connections_per_address,
     ) {
-        Some(_guard) => run_connection(&relay, &conn, remote).await,
-        None => Err(ConnError::TooManySessions),
+        Some(_guard) => run_connection(&relay, &conn, remote, deadline).await,
+        None => Err(ConnError::TooManyConnections),
     };
     if let Err(e) = result {
         if !matches!(e, ConnError::Closed) {
@@ -287,16 +291,16 @@ async fn run_connection(
     relay: &Arc<Relay>,
     conn: &Connection,
     remote: SocketAddr,
+    deadline: tokio::time::Instant,
 ) -> Result<(), ConnError> {
     let cfg = &relay.cfg;
     let max_msg = cfg.limits.max_message_bytes.usize();
-    let hello_timeout = cfg.session.hello_timeout.0;
-    let (send, mut recv) = match tokio::time::timeout(hello_timeout, conn.accept_bi()).await {
+    let (send, mut recv) = match tokio::time::timeout_at(deadline, conn.accept_bi()).await {
         Ok(Ok(s)) => s,
         Ok(Err(_)) => return Err(ConnError::Closed),
         Err(_) => return Err(ConnError::HelloTimeout),
     };
-    let hello = match tokio::time::timeout(hello_timeout, read_message(&mut recv, max_msg)).await {
+    let hello = match tokio::time::timeout_at(deadline, read_message(&mut recv, max_msg)).await {
         Ok(Ok(Some(ClientMsg::Hello(h)))) => h,
         Ok(Ok(Some(_))) => return Err(ConnError::Unexpected("the first message must be HELLO")),
         Ok(Ok(None)) => return Err(ConnError::Violation("control stream finished before HELLO")),
@@ -448,6 +452,8 @@ async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>)
     let _done = slot.done.clone().drop_guard();
     let m = &relay.metrics;
     let mut current: Option<(u32, u64, SendStream)> = None;
+    // A group the receiver stopped (STOP_SENDING): the rest of it is dropped, the next group starts anew.
+    let mut stopped_group: Option<(u32, u64)> = None;
     loop {
         let popped = loop {
             let (next, finished) = {
@@ -478,6 +484,10 @@ async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>)
             }
             Popped::Frame(f) => f,
         };
+        if stopped_group == Some((frame.track, frame.group)) {
+            m.frames_dropped.with_label_values(&["receiver_stopped"]).inc();
+            continue;
+        }
         if current.as_ref().map(|c| (c.0, c.1)) != Some((frame.track, frame.group)) {
             if let Some((_, _, mut s)) = current.take() {
                 let _ = s.finish();
@@ -521,7 +531,7 @@ async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>)
                 current = None;
             }
             // The receiver stopped this group: carry on with the next one.
-            Some(Err(_)) => current = None,
+            Some(Err(_)) => stopped_group = current.take().map(|(t, g, _)| (t, g)),
             None => {} // a reset is pending; the next pop handles it
         }
     }
