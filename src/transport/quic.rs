@@ -485,7 +485,9 @@ async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>)
             Popped::Frame(f) => f,
         };
         if stopped_group == Some((frame.track, frame.group)) {
-            m.frames_dropped.with_label_values(&["receiver_stopped"]).inc();
+            m.frames_dropped
+                .with_label_values(&["receiver_stopped"])
+                .inc();
             continue;
         }
         if current.as_ref().map(|c| (c.0, c.1)) != Some((frame.track, frame.group)) {
