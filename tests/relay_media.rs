@@ -387,3 +387,157 @@ async fn malformed_and_oversized_input_close_only_the_offender() {
     .await
     .unwrap();
 }
+
+/// Writes one group (keyframe + `deltas` delta frames of `size` bytes) on a new raw stream.
+async fn raw_group(conn: &quinn::Connection, group: u64, first_seq: u64, deltas: u64, size: usize) {
+    let mut g = conn.open_uni().await.unwrap();
+    g.write_all(&GroupHeader { track: 0, group }.encode())
+        .await
+        .unwrap();
+    for i in 0..=deltas {
+        let h = FrameHeader {
+            payload_len: size as u32,
+            codec: Codec::Vp8,
+            keyframe: i == 0,
+            seq: first_seq + i,
+            capture_ts_us: 0,
+        };
+        g.write_all(&h.encode()).await.unwrap();
+        g.write_all(&vec![1u8; size]).await.unwrap();
+    }
+    g.finish().unwrap();
+    let _ = g.stopped().await;
+}
+
+#[tokio::test]
+async fn reused_group_numbers_and_stopped_groups_are_skipped_without_breaking_the_receiver() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let (_, tech, cust) = relay.pair(true).await;
+        let conn = tech.conn.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut groups = GroupStreams::new(&conn, 4 << 20, GroupOrder::Live);
+            while let Ok(ev) = groups.next().await {
+                if let GroupEvent::Frame(f) = ev {
+                    let _ = tx.send((f.group, f.seq, f.keyframe));
+                }
+            }
+        });
+        raw_group(&cust.conn, 7, 0, 2, 100).await;
+        raw_group(&cust.conn, 7, 100, 2, 100).await; // the same group number again: dropped as stale
+        raw_group(&cust.conn, 8, 200, 1, 100).await;
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            got.push(
+                tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            got,
+            vec![
+                (7, 0, true),
+                (7, 1, false),
+                (7, 2, false),
+                (8, 200, true),
+                (8, 201, false)
+            ]
+        );
+        assert_eq!(
+            relay
+                .metric("assist_relay_frames_dropped_total{reason=\"stale_group\"}")
+                .await,
+            3.0
+        );
+        assert!(
+            tech.conn.close_reason().is_none(),
+            "the technician stays connected"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_technician_stopping_a_group_gets_the_next_group_from_its_keyframe() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let (_, tech, cust) = relay.pair(true).await;
+        let mut sender = MediaSender::new(cust.conn.clone(), 0);
+        let payload = Bytes::from(vec![3u8; 1000]);
+        for i in 0..3 {
+            sender
+                .send(Codec::Vp8, i == 0, i, payload.clone())
+                .await
+                .unwrap();
+        }
+        // The technician reads the first frame's header, then stops the group.
+        let mut g = tech.conn.accept_uni().await.unwrap();
+        let mut head = [0u8; 13];
+        g.read_exact(&mut head).await.unwrap();
+        g.stop(9u32.into()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for i in 3..6 {
+            sender
+                .send(Codec::Vp8, false, i, payload.clone())
+                .await
+                .unwrap(); // rest of the stopped group
+        }
+        for i in 6..8 {
+            sender
+                .send(Codec::Vp8, i == 6, i, payload.clone())
+                .await
+                .unwrap(); // next group
+        }
+        sender.flush().await;
+        let mut groups = GroupStreams::new(&tech.conn, 4 << 20, GroupOrder::Strict);
+        let mut seqs = Vec::new();
+        while seqs.len() < 2 {
+            let ev = tokio::time::timeout(Duration::from_secs(20), groups.next())
+                .await
+                .unwrap()
+                .unwrap();
+            if let GroupEvent::Frame(f) = ev {
+                seqs.push((f.seq, f.keyframe));
+            }
+        }
+        assert_eq!(
+            seqs,
+            vec![(6, true), (7, false)],
+            "no delta frame of the stopped group is sent on a new stream"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn connection_limits_and_stream_resets_get_their_codes() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start_with(|l| l.limits.max_connections_per_address = Some(2)).await;
+        let (_, _tech, cust) = relay.pair(true).await;
+        // A third connection from 127.0.0.1 is refused with its code; another address is not affected.
+        let ep = relay.endpoint("127.0.0.1:0");
+        let third = ep.connect(relay.quic, "localhost").unwrap().await.unwrap();
+        assert_eq!(close_code(&third).await, ErrorCode::TooManyConnections);
+        let s = relay.create().await;
+        relay
+            .join_as(
+                "127.0.0.2:0",
+                Hello::Technician {
+                    token: s.technician_token,
+                },
+            )
+            .await
+            .expect("other address");
+        // Resetting the control stream is a protocol violation, reported as such.
+        let mut cust = cust;
+        cust.tx.reset();
+        assert_eq!(close_code(&cust.conn).await, ErrorCode::ProtocolViolation);
+    })
+    .await
+    .unwrap();
+}

@@ -153,6 +153,11 @@ pub struct ControlSender {
 }
 
 impl ControlSender {
+    /// Abandons the control stream (RESET_STREAM); the relay treats it as a protocol violation.
+    pub fn reset(&mut self) {
+        let _ = self.send.reset(0u32.into());
+    }
+
     pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
         self.buf.clear();
         msg.encode(&mut self.buf);
