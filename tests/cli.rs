@@ -1,0 +1,204 @@
+//! The `assist-relay` binary as a user runs it (README): `serve` on port 0, the demo technician and customer
+//! as separate processes, a refused code, and SIGTERM.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_assist-relay");
+
+/// Kills the child if the test fails before it is reaped.
+struct Reap(Child);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key))
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn serve_then_technician_and_customer_processes_then_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Reap(
+        Command::new(BIN)
+            .args([
+                "serve",
+                "--quic-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--metrics-listen", "127.0.0.1:0", "--shutdown-grace", "2s"])
+            .arg("--data-dir")
+            .arg(&data)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The bound addresses are logged; port 0 picked free ones.
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let (mut quic, mut http) = (String::new(), String::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        if log.read_line(&mut line).unwrap() == 0 {
+            panic!("server exited early");
+        }
+        if line.contains("listening") {
+            quic = field(&line, "quic=").unwrap().to_string();
+            http = field(&line, "http=").unwrap().to_string();
+            break;
+        }
+    }
+    assert!(
+        quic.starts_with("127.0.0.1:") && !quic.ends_with(":0"),
+        "bound QUIC address logged: {quic}"
+    );
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    let mut out = BufReader::new(server.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let fp = line
+        .trim()
+        .strip_prefix("cert-sha256: ")
+        .expect("fingerprint printed")
+        .to_string();
+    assert_eq!(fp.len(), 64);
+    assert!(data.join("operator.key").exists() && data.join("tls/cert.pem").exists());
+
+    // A wrong code: non-zero exit and the reason in words.
+    let bad = Command::new(BIN)
+        .args([
+            "customer",
+            "--relay",
+            &quic,
+            "--server-cert-sha256",
+            &fp,
+            "--code",
+            "0000 0000 0000",
+        ])
+        .args(["--share", &fixture("screen-vp8-720p.ivf")])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("no such authorization code") || err.contains("code_unknown"),
+        "{err}"
+    );
+
+    // A wrong pin: refused, with the reason.
+    let pin = Command::new(BIN)
+        .args([
+            "customer",
+            "--relay",
+            &quic,
+            "--server-cert-sha256",
+            &"00".repeat(32),
+            "--code",
+            "1",
+        ])
+        .args(["--share", &fixture("screen-vp8-720p.ivf")])
+        .output()
+        .unwrap();
+    assert!(!pin.status.success());
+    assert!(
+        String::from_utf8_lossy(&pin.stderr).contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&pin.stderr)
+    );
+
+    // The demo: the technician prints the code, the customer shares the recording, both exit 0.
+    let saved = dir.path().join("received.ivf");
+    let mut tech = Reap(
+        Command::new(BIN)
+            .args(["technician", "--api", &format!("http://{http}")])
+            .arg("--operator-key-file")
+            .arg(data.join("operator.key"))
+            .arg("--save")
+            .arg(&saved)
+            .args(["--input-script", &fixture("demo-input.txt")])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut tech_out = BufReader::new(tech.0.stdout.take().unwrap());
+    let mut code = String::new();
+    while !code.starts_with("code: ") {
+        code.clear();
+        assert!(
+            tech_out.read_line(&mut code).unwrap() > 0,
+            "technician printed no code"
+        );
+    }
+    let code = code.trim().strip_prefix("code: ").unwrap().to_string();
+    let cust = Command::new(BIN)
+        .args([
+            "customer",
+            "--relay",
+            &quic,
+            "--server-cert-sha256",
+            &fp,
+            "--code",
+            &code,
+            "--speed",
+            "8",
+        ])
+        .args(["--share", &fixture("screen-vp8-720p.ivf")])
+        .output()
+        .unwrap();
+    let cust_out = String::from_utf8_lossy(&cust.stdout);
+    assert!(
+        cust.status.success(),
+        "customer: {}",
+        String::from_utf8_lossy(&cust.stderr)
+    );
+    assert!(
+        cust_out.contains("input: MouseMove"),
+        "the scripted input reached the customer: {cust_out}"
+    );
+    assert!(
+        cust_out.contains("chat from technician: Hello"),
+        "{cust_out}"
+    );
+    let status = tech.0.wait().unwrap();
+    let mut rest = String::new();
+    tech_out.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "technician failed: {rest}");
+    assert!(rest.contains("saved 150 frames"), "{rest}");
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().len(),
+        std::fs::metadata(fixture("screen-vp8-720p.ivf"))
+            .unwrap()
+            .len()
+    );
+
+    // SIGTERM: the server exits 0 within its grace period.
+    let started = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "server exit status {status}");
+}
