@@ -114,7 +114,8 @@ impl RelayMetrics {
             connections_closed: counter_vec(
                 r,
                 "connections_closed_total",
-                "QUIC connections closed by the relay or refused, by close code name",
+                "QUIC connections closed, by reason: the relay's close code name, or peer_closed, timed_out, lost, \
+                 handshake_failed, busy (refused at max_connections)",
                 "reason",
             ),
             groups_reset: counter(

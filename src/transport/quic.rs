@@ -240,9 +240,21 @@ async fn handle(
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::debug!(%remote, error = %e, "handshake failed");
+            relay
+                .metrics
+                .connections_closed
+                .with_label_values(&["handshake_failed"])
+                .inc();
             return;
         }
-        Err(_) => return,
+        Err(_) => {
+            relay
+                .metrics
+                .connections_closed
+                .with_label_values(&[ErrorCode::HelloTimeout.as_str()])
+                .inc();
+            return;
+        }
     };
     relay.metrics.connections_active.inc();
     let result = match AddrGuard::acquire(
@@ -253,17 +265,33 @@ async fn handle(
         Some(_guard) => run_connection(&relay, &conn, remote, deadline).await,
         None => Err(ConnError::TooManyConnections),
     };
-    if let Err(e) = result {
-        if !matches!(e, ConnError::Closed) {
-            let code = e.code();
-            tracing::info!(%remote, code = code.as_str(), error = %e, "closing connection");
+    if let Err(ConnError::Closed) = result {
+        // Closed by the peer or the network; closes the relay made itself were counted with their code.
+        let reason = match conn.close_reason() {
+            Some(quinn::ConnectionError::LocallyClosed) | None => None,
+            Some(
+                quinn::ConnectionError::ApplicationClosed(_)
+                | quinn::ConnectionError::ConnectionClosed(_),
+            ) => Some("peer_closed"),
+            Some(quinn::ConnectionError::TimedOut) => Some("timed_out"),
+            Some(_) => Some("lost"),
+        };
+        if let Some(reason) = reason {
             relay
                 .metrics
                 .connections_closed
-                .with_label_values(&[code.as_str()])
+                .with_label_values(&[reason])
                 .inc();
-            conn.close(varint(code), e.to_string().as_bytes());
         }
+    } else if let Err(e) = result {
+        let code = e.code();
+        tracing::info!(%remote, code = code.as_str(), error = %e, "closing connection");
+        relay
+            .metrics
+            .connections_closed
+            .with_label_values(&[code.as_str()])
+            .inc();
+        conn.close(varint(code), e.to_string().as_bytes());
     }
     relay.metrics.connections_active.dec();
 }
