@@ -364,7 +364,6 @@ impl AssistRoom {
         resume: Option<u32>,
         allow_control: bool,
     ) {
-        let grace = self.cfg.resume_grace;
         let slot = self.slot(role);
         let refuse = match resume {
             None if slot.joined => Some(if slot.conn.is_some() {
@@ -378,9 +377,6 @@ impl AssistRoom {
             Some(_) if !slot.joined => Some((ErrorCode::ResumeRefused, "nothing to resume")),
             Some(g) if g != slot.generation => {
                 Some((ErrorCode::ResumeRefused, "resume token superseded"))
-            }
-            Some(_) if slot.away_since.is_some_and(|t| now >= t + grace) => {
-                Some((ErrorCode::ResumeRefused, "grace period over"))
             }
             _ => None,
         };
@@ -403,6 +399,10 @@ impl AssistRoom {
         }
         if role == Role::Customer && first {
             self.control_allowed = allow_control;
+        }
+        if role == Role::Customer && !first {
+            // A resumed sender numbers its groups afresh on its new connection.
+            self.groups.clear();
         }
         self.last_activity = now;
         let peer_present = self.conn_of(role.peer()).is_some();

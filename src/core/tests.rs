@@ -532,3 +532,27 @@ fn frames_of_an_older_group_are_dropped() {
         bytes: 1000
     }));
 }
+
+#[test]
+fn a_resumed_customer_numbers_its_groups_afresh() {
+    let mut s = Sim::paired(true);
+    s.send_frame(40, 0, true);
+    s.input(Input::Left { conn: CUST });
+    let cust2 = ConnId(5);
+    s.input(Input::Join {
+        conn: cust2,
+        role: Role::Customer,
+        resume: Some(1),
+        allow_control: true,
+    });
+    s.input(Input::Frame {
+        conn: cust2,
+        frame: frame(0, 1, true, 1000),
+    });
+    s.drain_writer(TECH);
+    assert_eq!(
+        s.delivered[&TECH],
+        vec![0, 1],
+        "group 0 of the new connection is not stale"
+    );
+}

@@ -449,8 +449,25 @@ async fn control_writer(
             }
             next = rx.try_recv().ok();
         }
-        if !buf.is_empty() && send.write_all(&buf).await.is_err() {
-            return;
+        if !buf.is_empty() {
+            // Before a close the flush is bounded: a peer that stopped reading still gets its close code.
+            let write = send.write_all(&buf);
+            let result = match close {
+                Some(_) => tokio::time::timeout(CLOSE_LINGER, write)
+                    .await
+                    .unwrap_or(Ok(())),
+                None => write.await,
+            };
+            if let Err(e) = result {
+                if let quinn::WriteError::Stopped(_) = e {
+                    let code = ErrorCode::ProtocolViolation;
+                    conn.close(
+                        varint(code),
+                        b"protocol violation: control stream stopped by the peer",
+                    );
+                }
+                return;
+            }
         }
         buf.clear();
         if let Some((code, reason)) = close {
@@ -474,14 +491,19 @@ async fn reset_declared(slot: &MediaSlot) {
     }
 }
 
-/// Drains a receiver's media backlog into one unidirectional stream per group. A lag declared while a
-/// write or stream open is blocked interrupts it; the stale stream is then reset with `GROUP_SKIPPED`.
+/// Drains a receiver's media backlog into one unidirectional stream per group. The relay numbers the groups
+/// it sends 0, 1, 2, ... per receiving connection, whatever numbers the sender used, so a receiver always
+/// sees increasing groups (also across a sender's resume). A lag declared while a write or a stream open is
+/// blocked interrupts it; the stale stream is then reset with `GROUP_SKIPPED`. A group the receiver stops
+/// (STOP_SENDING) is dropped to its end; the next group starts on a new stream with its keyframe.
 async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>) {
     let _done = slot.done.clone().drop_guard();
     let m = &relay.metrics;
-    let mut current: Option<(u32, u64, SendStream)> = None;
-    // A group the receiver stopped (STOP_SENDING): the rest of it is dropped, the next group starts anew.
-    let mut stopped_group: Option<(u32, u64)> = None;
+    // The sender's (track, group) being written, and the stream it goes on.
+    let mut current: Option<((u32, u64), SendStream)> = None;
+    // A sender group not to forward any more.
+    let mut dropped_group: Option<(u32, u64)> = None;
+    let mut next_group: u64 = 0;
     loop {
         let popped = loop {
             let (next, finished) = {
@@ -492,7 +514,7 @@ async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>)
                 Some(p) => break p,
                 None if finished => {
                     // Drained (or aborted): hand over the last group and wait for it to be acknowledged.
-                    if let Some((_, _, mut s)) = current.take() {
+                    if let Some((_, mut s)) = current.take() {
                         let _ = s.finish();
                         if !slot.lock().is_aborted() {
                             let _ = tokio::time::timeout(CLOSE_LINGER, s.stopped()).await;
@@ -505,21 +527,22 @@ async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>)
         };
         let frame = match popped {
             Popped::ResetStream => {
-                if let Some((_, _, mut s)) = current.take() {
+                if let Some((_, mut s)) = current.take() {
                     let _ = s.reset(stream_code::GROUP_SKIPPED.into());
                 }
                 continue;
             }
             Popped::Frame(f) => f,
         };
-        if stopped_group == Some((frame.track, frame.group)) {
+        let key = (frame.track, frame.group);
+        if dropped_group == Some(key) {
             m.frames_dropped
                 .with_label_values(&["receiver_stopped"])
                 .inc();
             continue;
         }
-        if current.as_ref().map(|c| (c.0, c.1)) != Some((frame.track, frame.group)) {
-            if let Some((_, _, mut s)) = current.take() {
+        if current.as_ref().map(|c| c.0) != Some(key) {
+            if let Some((_, mut s)) = current.take() {
                 let _ = s.finish();
             }
             let opened = tokio::select! {
@@ -530,15 +553,30 @@ async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>)
             let _ = s.set_priority(MEDIA_PRIORITY);
             let header = GroupHeader {
                 track: frame.track,
-                group: frame.group,
+                group: next_group,
             }
             .encode();
-            if s.write_all(&header).await.is_err() {
+            next_group += 1;
+            let wrote = tokio::select! {
+                r = s.write_all(&header) => r.is_ok(),
+                _ = reset_declared(&slot) => {
+                    let _ = s.reset(stream_code::GROUP_SKIPPED.into());
+                    continue;
+                }
+            };
+            if !wrote {
+                if conn.close_reason().is_some() {
+                    return;
+                }
+                dropped_group = Some(key);
+                m.frames_dropped
+                    .with_label_values(&["receiver_stopped"])
+                    .inc();
                 continue;
             }
-            current = Some((frame.track, frame.group, s));
+            current = Some((key, s));
         }
-        let Some((_, _, stream)) = current.as_mut() else {
+        let Some((_, stream)) = current.as_mut() else {
             continue;
         };
         let len = frame.wire.len() as u64;
@@ -553,15 +591,16 @@ async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>)
                 m.forwarding_latency
                     .observe(frame.received_at.elapsed().as_secs_f64());
             }
-            Some(Err(quinn::WriteError::ConnectionLost(_)))
-            | Some(Err(quinn::WriteError::ClosedStream)) => {
+            Some(Err(_)) => {
                 if conn.close_reason().is_some() {
                     return;
                 }
-                current = None;
+                // The receiver stopped this group (STOP_SENDING): drop the rest of it.
+                dropped_group = current.take().map(|(k, _)| k);
+                m.frames_dropped
+                    .with_label_values(&["receiver_stopped"])
+                    .inc();
             }
-            // The receiver stopped this group: carry on with the next one.
-            Some(Err(_)) => stopped_group = current.take().map(|(t, g, _)| (t, g)),
             None => {} // a reset is pending; the next pop handles it
         }
     }
