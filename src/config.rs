@@ -239,6 +239,8 @@ section! {
         max_connections: usize = 10_000, env = "ASSIST_RELAY_MAX_CONNECTIONS";
         /// QUIC connections at once from one address (IPv4 /32, IPv6 /64).
         max_connections_per_address: usize = 32, env = "ASSIST_RELAY_MAX_CONNECTIONS_PER_ADDRESS";
+        /// Sessions one address (IPv4 /32, IPv6 /64) takes part in at once; both sides of one session count once.
+        max_sessions_per_address: usize = 16, env = "ASSIST_RELAY_MAX_SESSIONS_PER_ADDRESS";
         /// Unidirectional streams a client may have open at once.
         max_streams_per_connection: u32 = 32, env = "ASSIST_RELAY_MAX_STREAMS_PER_CONNECTION";
         /// A receiver whose backlog's oldest frame is older than this skips to the next keyframe.

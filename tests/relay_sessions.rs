@@ -86,10 +86,10 @@ async fn technician_tokens_are_checked() {
         let late = Hello::Technician {
             token: s2.technician_token.clone(),
         };
-        let code = refused(relay.join_as("127.0.0.1:0", late).await);
-        assert!(
-            matches!(code, ErrorCode::TokenExpired | ErrorCode::SessionNotFound),
-            "{code:?}"
+        // The token's own expiry is checked before the session is looked up.
+        assert_eq!(
+            refused(relay.join_as("127.0.0.1:0", late).await),
+            ErrorCode::TokenExpired
         );
     })
     .await
@@ -514,6 +514,50 @@ async fn shutdown_tells_connected_peers_going_away_and_returns_within_grace() {
             started.elapsed() < Duration::from_secs(5),
             "shutdown took {:?}",
             started.elapsed()
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn sessions_per_address_are_limited_before_a_code_is_spent() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start_with(|l| l.limits.max_sessions_per_address = Some(2)).await;
+        // Both sides of a session behind one address count once: two full sessions fit.
+        let (_, _t1, _c1) = relay.pair(true).await;
+        let (_, _t2, _c2) = relay.pair(true).await;
+        let s3 = relay.create().await;
+        let tech3 = Hello::Technician {
+            token: s3.technician_token.clone(),
+        };
+        assert_eq!(
+            refused(relay.join_as("127.0.0.1:0", tech3.clone()).await),
+            ErrorCode::TooManySessions
+        );
+        // The customer is refused before its code is looked at, so the code is not spent ...
+        assert_eq!(
+            refused(relay.customer(&s3.code, true).await),
+            ErrorCode::TooManySessions
+        );
+        // ... and another address is not affected: it joins with the same token and code.
+        let _t3 = relay
+            .join_as("127.0.0.3:0", tech3)
+            .await
+            .expect("other address");
+        let cust3 = Hello::Customer {
+            code: s3.code.clone(),
+            allow_control: false,
+        };
+        let _c3 = relay
+            .join_as("127.0.0.4:0", cust3)
+            .await
+            .expect("the refused code is still valid");
+        assert!(
+            relay
+                .metric("assist_relay_connections_closed_total{reason=\"too_many_sessions\"}")
+                .await
+                >= 2.0
         );
     })
     .await

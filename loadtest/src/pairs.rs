@@ -35,9 +35,9 @@ use crate::report::{Machine, PairsReport, Params, PhaseReport};
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Teardown waits at most this long for the relay to close a session.
 const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections from one address the child relay accepts: every load connection comes from 127.0.0.1, and
-/// the relay's default (32) is meant for real clients.
-const CHILD_MAX_CONNECTIONS_PER_ADDRESS: usize = 1_000_000;
+/// Connections and sessions from one address the child relay accepts: every load connection comes from
+/// 127.0.0.1, and the relay's defaults (32 connections, 16 sessions) are meant for real clients.
+const CHILD_MAX_PER_ADDRESS: usize = 1_000_000;
 
 /// Flags of `loadtest pairs`.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,7 +64,7 @@ pub struct PairsArgs {
     #[arg(long)]
     pub direct: bool,
     /// Test a running relay at HOST:PORT instead of starting one (then --api, --operator-key and
-    /// --cert-sha256 are required, and its connections-per-address limit must allow 2 per session).
+    /// --cert-sha256 are required, and its per-address limits must allow 2 connections and 1 session per session).
     #[arg(long, requires_all = ["api", "operator_key", "cert_sha256"])]
     pub relay_addr: Option<String>,
     /// Base URL of the running relay's HTTP API (with --relay-addr).
@@ -393,7 +393,9 @@ pub async fn run(args: PairsArgs) -> anyhow::Result<PairsReport> {
                 pin_cpu: args.pin_relay.clone(),
                 extra_args: vec![
                     "--max-connections-per-address".into(),
-                    CHILD_MAX_CONNECTIONS_PER_ADDRESS.to_string(),
+                    CHILD_MAX_PER_ADDRESS.to_string(),
+                    "--max-sessions-per-address".into(),
+                    CHILD_MAX_PER_ADDRESS.to_string(),
                 ],
             };
             let p = RelayProc::spawn(&opts).await?;

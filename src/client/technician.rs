@@ -203,17 +203,21 @@ pub async fn run_session(
         },
     )
     .await?;
-    let max_frame = match &session.welcome {
+    // The customer may have joined first: then WELCOME already says whether control is allowed, and no
+    // CONTROL message follows until the customer changes it.
+    let (max_frame, control_allowed) = match &session.welcome {
         ServerMsg::Welcome {
-            max_frame_bytes, ..
-        } => *max_frame_bytes as usize,
-        _ => 4 << 20,
+            max_frame_bytes,
+            control_allowed,
+            ..
+        } => (*max_frame_bytes as usize, *control_allowed),
+        _ => (4 << 20, false),
     };
     let super::Session { conn, tx, rx, .. } = session;
     if !args.quiet {
         println!("joined; waiting for the customer's screen");
     }
-    let (control_tx, control_rx) = watch::channel(false);
+    let (control_tx, control_rx) = watch::channel(control_allowed);
     let receiver = tokio::spawn(receive(rx, control_tx, args.quiet));
     let script = tokio::spawn(run_script(steps, tx, control_rx));
 

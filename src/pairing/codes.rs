@@ -35,6 +35,15 @@ pub struct IssuedCode {
     pub expires_at: Instant,
 }
 
+/// What [`CodeBook::redeem_if`] did with a live, unexpired code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Redeemed<T> {
+    /// Spent: the code belongs to this session, and `accept` returned this value.
+    Session(SessionId, T),
+    /// `accept` declined the session: the code is still live.
+    Declined(SessionId),
+}
+
 /// The live and recently spent codes.
 #[derive(Debug)]
 pub struct CodeBook {
@@ -103,14 +112,52 @@ impl CodeBook {
 
     /// Redeems a code typed by a person (spaces and dashes are ignored). Single-use.
     pub fn redeem(&self, now: Instant, typed: &str) -> Result<SessionId, PairingError> {
+        match self.redeem_if(now, typed, |_| Some(())) {
+            Ok(Redeemed::Session(session, ())) => Ok(session),
+            Ok(Redeemed::Declined(_)) => unreachable!("always accepted"),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Redeems a live code only if `accept` takes its session, in the same atomic step: declined, the code
+    /// stays live and unspent (the caller had a reason of its own, such as a per-address limit, to refuse).
+    pub fn redeem_if<T>(
+        &self,
+        now: Instant,
+        typed: &str,
+        accept: impl FnOnce(SessionId) -> Option<T>,
+    ) -> Result<Redeemed<T>, PairingError> {
         let Some(code) = normalize(typed, self.digits) else {
             return Err(PairingError::CodeUnknown);
         };
-        match self.live.remove(&code) {
+        let mut taken = None;
+        let mut declined = None;
+        let removed = self.live.remove_if(&code, |_, live| {
+            if now >= live.expires_at {
+                return true;
+            }
+            match accept(live.session) {
+                Some(t) => {
+                    taken = Some(t);
+                    true
+                }
+                None => {
+                    declined = Some(live.session);
+                    false
+                }
+            }
+        });
+        if let Some(session) = declined {
+            return Ok(Redeemed::Declined(session));
+        }
+        match removed {
             Some((code, live)) if now < live.expires_at => {
                 self.spent
                     .insert(code, (Spent::Used, live.expires_at + self.ttl));
-                Ok(live.session)
+                Ok(Redeemed::Session(
+                    live.session,
+                    taken.expect("accepted before removal"),
+                ))
             }
             Some((code, live)) => {
                 self.spent
@@ -179,6 +226,29 @@ mod tests {
 
     fn sid(n: u8) -> SessionId {
         SessionId([n; 16])
+    }
+
+    #[test]
+    fn a_declined_redemption_leaves_the_code_live() {
+        let t0 = Instant::now();
+        let book = CodeBook::new(12, Duration::from_secs(600), 10);
+        let c = book.issue(t0, sid(7)).unwrap();
+        assert_eq!(
+            book.redeem_if(t0, &c.code, |_| None::<()>),
+            Ok(Redeemed::Declined(sid(7)))
+        );
+        assert_eq!(
+            book.redeem_if(t0, &c.code, |s| Some(s)),
+            Ok(Redeemed::Session(sid(7), sid(7)))
+        );
+        assert_eq!(book.redeem(t0, &c.code), Err(PairingError::CodeUsed));
+        // An expired code is expired, whatever `accept` would say.
+        let e = book.issue(t0, sid(8)).unwrap();
+        let late = t0 + Duration::from_secs(600);
+        assert_eq!(
+            book.redeem_if(late, &e.code, |_| -> Option<()> { panic!("not asked") }),
+            Err(PairingError::CodeExpired)
+        );
     }
 
     #[test]

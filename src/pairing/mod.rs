@@ -14,7 +14,7 @@ pub mod tokens;
 use std::net::IpAddr;
 use std::time::Duration;
 
-pub use codes::{CodeBook, IssuedCode};
+pub use codes::{CodeBook, IssuedCode, Redeemed};
 pub use limiter::AttemptLimiter;
 pub use tokens::{Claims, TokenKey, TokenKind};
 
@@ -62,19 +62,21 @@ impl PairingError {
 }
 
 /// Redeems a code under the guessing limits: the attempt is admitted (or refused) before the code is looked
-/// at, a failure is charged to the address and the global budget, a success is not.
-pub fn redeem_limited(
+/// at, a failure is charged to the address and the global budget, a success is not. `accept` may decline
+/// the code's session (see [`CodeBook::redeem_if`]); that is not a failed guess, so it is not charged either.
+pub fn redeem_limited<T>(
     book: &CodeBook,
     limiter: &AttemptLimiter,
     now: std::time::Instant,
     from: IpAddr,
     code: &str,
-) -> Result<SessionId, PairingError> {
+    accept: impl FnOnce(SessionId) -> Option<T>,
+) -> Result<Redeemed<T>, PairingError> {
     let permit = limiter.admit(now, from)?;
-    match book.redeem(now, code) {
-        Ok(session) => {
+    match book.redeem_if(now, code, accept) {
+        Ok(r) => {
             limiter.succeeded(permit);
-            Ok(session)
+            Ok(r)
         }
         Err(e) => {
             limiter.failed(now, permit);

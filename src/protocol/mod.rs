@@ -95,6 +95,8 @@ error_codes! {
     ResumeRefused = 0x29, "resume_refused";
     /// the peer did not read its control stream fast enough
     SlowConsumer = 0x2A, "slow_consumer";
+    /// too many sessions from this address
+    TooManySessions = 0x2B, "too_many_sessions";
     /// input events are dropped: the customer allows view only
     InputViewOnly = 0x30, "input_view_only";
     /// input events are dropped: too many per second

@@ -5,6 +5,7 @@
 //! [`crate::core::AssistRoom`]. The registry map is touched only when sessions and connections come and go,
 //! never per frame.
 
+pub mod addresses;
 pub mod peer;
 pub mod room;
 
@@ -19,6 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use addresses::{SessionSlot, SessionsPerAddress};
 pub use peer::{Closer, ControlOut, MediaSlot, PeerHandle};
 pub use room::RoomMsg;
 
@@ -29,7 +31,7 @@ use crate::core::{
 };
 use crate::metrics::RelayMetrics;
 use crate::pairing::{
-    redeem_limited, AttemptLimiter, Claims, CodeBook, PairingError, TokenKey, TokenKind,
+    redeem_limited, AttemptLimiter, Claims, CodeBook, PairingError, Redeemed, TokenKey, TokenKind,
 };
 use crate::protocol::{ErrorCode, Hello};
 
@@ -54,6 +56,9 @@ pub enum RelayError {
     /// The relay is shutting down.
     #[error("relay shutting down")]
     ShuttingDown,
+    /// The source address already takes part in `limits.max_sessions_per_address` sessions.
+    #[error("too many sessions from this address")]
+    TooManySessions,
 }
 
 impl RelayError {
@@ -63,6 +68,7 @@ impl RelayError {
             RelayError::SessionNotFound => ErrorCode::SessionNotFound,
             RelayError::WrongToken => ErrorCode::TokenInvalid,
             RelayError::ShuttingDown => ErrorCode::GoingAway,
+            RelayError::TooManySessions => ErrorCode::TooManySessions,
         }
     }
 }
@@ -100,7 +106,9 @@ pub struct SessionSummary {
 
 /// A HELLO that passed authentication.
 #[derive(Debug)]
-pub struct Admission {
+pub struct Admission<'a> {
+    /// The connection's place among its address's sessions; hold it until the connection ends.
+    pub slot: SessionSlot<'a>,
     pub session: SessionId,
     pub role: Role,
     pub resume: Option<u32>,
@@ -126,6 +134,8 @@ pub struct Relay {
     pub limiter: AttemptLimiter,
     pub tokens: TokenKey,
     pub metrics: RelayMetrics,
+    /// `limits.max_sessions_per_address`, taken at HELLO.
+    pub addresses: SessionsPerAddress,
     /// Cancelled when the server shuts down; rooms then end with `going_away`.
     pub shutdown: CancellationToken,
     /// Every room task, so shutdown can wait for them.
@@ -154,6 +164,7 @@ impl Relay {
             ),
             limiter: AttemptLimiter::new(now, &cfg.pairing),
             tokens: TokenKey::new(token_secret),
+            addresses: SessionsPerAddress::new(cfg.limits.max_sessions_per_address),
             room_cfg: RoomConfig {
                 idle_timeout: s.idle_timeout.0,
                 max_duration: s.max_duration.0,
@@ -270,50 +281,48 @@ impl Relay {
             .ok_or(RelayError::SessionNotFound)
     }
 
-    /// Checks a HELLO from `from` and finds its room.
-    pub fn authenticate(&self, from: IpAddr, hello: Hello) -> Result<Admission, RelayError> {
+    /// Checks a HELLO from `from` and finds its room. The connection also takes its address's slot for the
+    /// session (`limits.max_sessions_per_address`); a customer's is taken as its code is redeemed, so an
+    /// address at the limit keeps the code unspent.
+    pub fn authenticate(&self, from: IpAddr, hello: Hello) -> Result<Admission<'_>, RelayError> {
         if self.shutdown.is_cancelled() {
             return Err(RelayError::ShuttingDown);
         }
+        let slot_for = |session| self.addresses.acquire(from, session);
         let now_ms = self.clock.unix_ms();
-        match hello {
+        let (session, role, resume, allow_control, slot) = match hello {
             Hello::Technician { token } => {
                 let c = self.tokens.verify(&token, now_ms)?;
                 if c.kind != TokenKind::Join || c.role != Role::Technician {
                     return Err(RelayError::WrongToken);
                 }
-                let room = self.room(c.session)?;
-                Ok(Admission {
-                    session: c.session,
-                    role: Role::Technician,
-                    resume: None,
-                    allow_control: false,
-                    room,
-                })
+                (
+                    c.session,
+                    Role::Technician,
+                    None,
+                    false,
+                    slot_for(c.session),
+                )
             }
             Hello::Customer {
                 code,
                 allow_control,
             } => {
                 let now = self.clock.now();
-                match redeem_limited(&self.codes, &self.limiter, now, from, &code) {
-                    Ok(session) => {
+                match redeem_limited(&self.codes, &self.limiter, now, from, &code, slot_for) {
+                    Ok(Redeemed::Session(session, slot)) => {
                         self.metrics.codes_redeemed.inc();
-                        let room = self.room(session)?;
-                        Ok(Admission {
-                            session,
-                            role: Role::Customer,
-                            resume: None,
-                            allow_control,
-                            room,
-                        })
+                        (session, Role::Customer, None, allow_control, Some(slot))
+                    }
+                    Ok(Redeemed::Declined(session)) => {
+                        (session, Role::Customer, None, allow_control, None)
                     }
                     Err(e) => {
                         self.metrics
                             .code_failures
                             .with_label_values(&[e.code().as_str()])
                             .inc();
-                        Err(e.into())
+                        return Err(e.into());
                     }
                 }
             }
@@ -322,16 +331,24 @@ impl Relay {
                 if c.kind != TokenKind::Resume {
                     return Err(RelayError::WrongToken);
                 }
-                let room = self.room(c.session)?;
-                Ok(Admission {
-                    session: c.session,
-                    role: c.role,
-                    resume: Some(c.generation),
-                    allow_control: false,
-                    room,
-                })
+                (
+                    c.session,
+                    c.role,
+                    Some(c.generation),
+                    false,
+                    slot_for(c.session),
+                )
             }
-        }
+        };
+        let slot = slot.ok_or(RelayError::TooManySessions)?;
+        Ok(Admission {
+            slot,
+            session,
+            role,
+            resume,
+            allow_control,
+            room: self.room(session)?,
+        })
     }
 
     pub(crate) fn mark_paired(&self, id: SessionId) {

@@ -1,6 +1,7 @@
 //! Transports: thin adapters between the wire and the core. [`tls`] builds rustls configs with the ring
-//! provider; [`quic`] serves native clients over quinn.
+//! provider; [`quic`] serves native clients over quinn; [`groups`] reads media group streams (relay and clients).
 
+pub mod groups;
 pub mod quic;
 pub mod tls;
 

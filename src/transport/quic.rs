@@ -6,38 +6,30 @@
 //! HELLO on the first bidirectional stream within `hello_timeout`, authentication, then `Join` to the room.
 //! A protocol error closes only the offending connection, with a documented code and one log line.
 
-use std::future::{poll_fn, Future};
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use dashmap::DashMap;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Connection, ReadExactError, RecvStream, SendStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub use super::groups::{GroupEvent, GroupOrder, GroupStreams};
 use super::tls::{self, Identity};
 use super::{varint, CONTROL_PRIORITY, MEDIA_PRIORITY};
 use crate::config::Config;
-use crate::core::{ConnId, Frame, Input, Popped, Role};
+use crate::core::{ConnId, Input, Popped, Role};
 use crate::pairing::limiter::address_key;
 use crate::protocol::media::MediaHeaderError;
 use crate::protocol::message::{check_len, LEN_PREFIX};
-use crate::protocol::{
-    stream_code, ClientMsg, DecodeError, ErrorCode, FrameHeader, GroupHeader, ALPN,
-    FRAME_HEADER_LEN, GROUP_HEADER_LEN,
-};
+use crate::protocol::{stream_code, ClientMsg, DecodeError, ErrorCode, GroupHeader, ALPN};
 use crate::relay::{Admission, ControlOut, MediaSlot, PeerHandle, Relay, RelayError, RoomMsg};
 
 /// How long a closing connection waits for its last control messages to be acknowledged.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
-/// Tracks a customer may publish in a remote-assist session: one screen, track 0 (bounds the room's
-/// per-track state; meetings will raise it).
-const MAX_TRACKS: u32 = 1;
 
 /// Why a connection was closed by the relay.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +80,7 @@ impl ConnError {
     }
 }
 
-fn read_err(e: ReadExactError, what: &'static str) -> ConnError {
+pub(super) fn read_err(e: ReadExactError, what: &'static str) -> ConnError {
     match e {
         ReadExactError::FinishedEarly(_) => ConnError::Violation(what),
         ReadExactError::ReadError(quinn::ReadError::Reset(_)) => {
@@ -336,6 +328,7 @@ async fn run_connection(
         Err(_) => return Err(ConnError::HelloTimeout),
     };
     let Admission {
+        slot: _slot,
         session,
         role,
         resume,
@@ -602,217 +595,6 @@ async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>)
                     .inc();
             }
             None => {} // a reset is pending; the next pop handles it
-        }
-    }
-}
-
-/// One group stream being read.
-struct GroupReader {
-    stream: RecvStream,
-    header: Option<GroupHeader>,
-    frames: u64,
-    reset: bool,
-    /// Its group number is not newer than one already started on this connection: its frames are dropped.
-    stale: bool,
-}
-
-type Step = Pin<Box<dyn Future<Output = (GroupReader, Result<Option<Frame>, ConnError>)> + Send>>;
-
-/// Reads the next frame of a group (and the group header first).
-fn step(mut r: GroupReader, max_frame: usize) -> Step {
-    Box::pin(async move {
-        let res = read_frame(&mut r, max_frame).await;
-        (r, res)
-    })
-}
-
-async fn read_frame(r: &mut GroupReader, max_frame: usize) -> Result<Option<Frame>, ConnError> {
-    let header = match r.header {
-        Some(h) => h,
-        None => {
-            let mut b = [0u8; GROUP_HEADER_LEN];
-            match r.stream.read_exact(&mut b).await {
-                Ok(()) => {}
-                Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
-                Err(ReadExactError::ReadError(quinn::ReadError::Reset(_))) => {
-                    r.reset = true;
-                    return Ok(None);
-                }
-                Err(e) => return Err(read_err(e, "group header truncated")),
-            }
-            let h = GroupHeader::decode(&b)?;
-            if h.track >= MAX_TRACKS {
-                return Err(ConnError::Violation("track id out of range"));
-            }
-            r.header = Some(h);
-            h
-        }
-    };
-    let mut hb = [0u8; FRAME_HEADER_LEN];
-    match r.stream.read_exact(&mut hb).await {
-        Ok(()) => {}
-        Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
-        // The sender abandoned this group: not an error.
-        Err(ReadExactError::ReadError(quinn::ReadError::Reset(_))) => {
-            r.reset = true;
-            return Ok(None);
-        }
-        Err(e) => return Err(read_err(e, "frame header truncated")),
-    }
-    let fh = FrameHeader::decode(&hb, max_frame)?;
-    if fh.keyframe != (r.frames == 0) {
-        return Err(ConnError::Violation(
-            "a group must start with its only keyframe",
-        ));
-    }
-    let total = FRAME_HEADER_LEN + fh.payload_len as usize;
-    let mut buf = BytesMut::with_capacity(total);
-    buf.put_slice(&hb);
-    while buf.len() < total {
-        match r.stream.read_chunk(total - buf.len(), true).await {
-            Ok(Some(chunk)) => buf.put_slice(&chunk.bytes),
-            Ok(None) => return Err(ConnError::Violation("frame payload truncated")),
-            Err(quinn::ReadError::Reset(_)) => {
-                r.reset = true;
-                return Ok(None);
-            }
-            Err(_) => return Err(ConnError::Closed),
-        }
-    }
-    r.frames += 1;
-    Ok(Some(Frame {
-        track: header.track,
-        group: header.group,
-        seq: fh.seq,
-        keyframe: fh.keyframe,
-        wire: buf.freeze(),
-        received_at: Instant::now(),
-    }))
-}
-
-/// What [`GroupStreams::next`] yields.
-#[derive(Debug)]
-pub enum GroupEvent {
-    /// A frame; the first of its group is its keyframe.
-    Frame(Frame),
-    /// A group stream ended: finished by the sender, or `reset` (e.g. `GROUP_SKIPPED` from the relay).
-    Ended { reset: bool },
-    /// A frame dropped because its group is not newer than one already started (a reused group number, or
-    /// an old group overtaken after loss).
-    Stale { bytes: usize },
-}
-
-/// In which order [`GroupStreams`] hands out frames of concurrent groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupOrder {
-    /// As they become readable, older groups first when several are: a lost packet stalls only its own
-    /// group (the relay reads publishers this way).
-    Live,
-    /// A group only after every older one has ended: nothing is skipped that the relay delivered, at the
-    /// price of head-of-line blocking (the demo technician records this way).
-    Strict,
-}
-
-/// Reads the media group streams a peer opens on one connection (docs/PROTOCOL.md, "Media"). Groups are
-/// read concurrently, so a lost packet stalls only its own group, but a ready frame of an older group is
-/// always taken before one of a newer group, so frames come out in order whenever the network allows.
-/// Checks that a group starts with its only keyframe. A group whose number is not newer than one already
-/// started (an old group overtaken after loss, or a reused number) yields [`GroupEvent::Stale`] instead of
-/// its frames, so replaying group numbers gains a sender nothing.
-pub struct GroupStreams<'a> {
-    conn: &'a Connection,
-    accept: Pin<Box<quinn::AcceptUni<'a>>>,
-    readers: Vec<Step>,
-    order: GroupOrder,
-    /// Newest group started per track.
-    started: Vec<(u32, u64)>,
-    /// False once the connection is closed: what is buffered in open groups is still read out.
-    accepting: bool,
-    max_frame: usize,
-}
-
-impl<'a> GroupStreams<'a> {
-    pub fn new(conn: &'a Connection, max_frame: usize, order: GroupOrder) -> GroupStreams<'a> {
-        GroupStreams {
-            conn,
-            accept: Box::pin(conn.accept_uni()),
-            readers: Vec::new(),
-            order,
-            started: Vec::new(),
-            accepting: true,
-            max_frame,
-        }
-    }
-
-    /// The next event; `Err(ConnError::Closed)` once the connection is gone.
-    pub async fn next(&mut self) -> Result<GroupEvent, ConnError> {
-        enum Ev {
-            Accepted(Result<RecvStream, quinn::ConnectionError>),
-            Step(usize, GroupReader, Result<Option<Frame>, ConnError>),
-        }
-        loop {
-            if !self.accepting && self.readers.is_empty() {
-                return Err(ConnError::Closed);
-            }
-            let accepting = self.accepting;
-            let polled = match self.order {
-                GroupOrder::Live => self.readers.len(),
-                GroupOrder::Strict => self.readers.len().min(1),
-            };
-            let (readers, accept) = (&mut self.readers, &mut self.accept);
-            let ev = poll_fn(|cx| {
-                for (i, fut) in readers[..polled].iter_mut().enumerate() {
-                    if let Poll::Ready((r, res)) = fut.as_mut().poll(cx) {
-                        return Poll::Ready(Ev::Step(i, r, res));
-                    }
-                }
-                if accepting {
-                    if let Poll::Ready(r) = accept.as_mut().poll(cx) {
-                        return Poll::Ready(Ev::Accepted(r));
-                    }
-                }
-                Poll::Pending
-            })
-            .await;
-            match ev {
-                Ev::Accepted(Ok(stream)) => {
-                    self.accept = Box::pin(self.conn.accept_uni());
-                    let reader = GroupReader {
-                        stream,
-                        header: None,
-                        frames: 0,
-                        reset: false,
-                        stale: false,
-                    };
-                    self.readers.push(step(reader, self.max_frame));
-                }
-                Ev::Accepted(Err(_)) => self.accepting = false,
-                Ev::Step(i, _, Err(ConnError::Closed)) => drop(self.readers.remove(i)),
-                Ev::Step(i, mut reader, res) => {
-                    let Some(frame) = res? else {
-                        drop(self.readers.remove(i));
-                        return Ok(GroupEvent::Ended {
-                            reset: reader.reset,
-                        });
-                    };
-                    if reader.frames == 1 {
-                        match self.started.iter_mut().find(|(t, _)| *t == frame.track) {
-                            Some((_, g)) if frame.group <= *g => reader.stale = true,
-                            Some((_, g)) => *g = frame.group,
-                            None => self.started.push((frame.track, frame.group)),
-                        }
-                    }
-                    let stale = reader.stale;
-                    self.readers[i] = step(reader, self.max_frame);
-                    return Ok(if stale {
-                        GroupEvent::Stale {
-                            bytes: frame.wire.len(),
-                        }
-                    } else {
-                        GroupEvent::Frame(frame)
-                    });
-                }
-            }
         }
     }
 }
