@@ -238,7 +238,7 @@ mod tests {
             Ok(Redeemed::Declined(sid(7)))
         );
         assert_eq!(
-            book.redeem_if(t0, &c.code, |s| Some(s)),
+            book.redeem_if(t0, &c.code, Some),
             Ok(Redeemed::Session(sid(7), sid(7)))
         );
         assert_eq!(book.redeem(t0, &c.code), Err(PairingError::CodeUsed));
