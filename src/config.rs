@@ -154,7 +154,7 @@ fn addr(s: &str) -> SocketAddr {
 section! {
     /// `[server]`: listeners, data directory, credentials, shutdown.
     ServerLayer => ServerConfig {
-        /// Directory for the database, keys and the self-signed certificate (created if missing).
+        /// Directory for the keys and the self-signed certificate (created if missing).
         data_dir: PathBuf = PathBuf::from("data"), env = "ASSIST_RELAY_DATA_DIR";
         /// UDP address for QUIC clients.
         quic_listen: SocketAddr = addr("0.0.0.0:4433"), env = "ASSIST_RELAY_QUIC_LISTEN";
@@ -191,8 +191,8 @@ section! {
         code_ttl: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_CODE_TTL";
         /// Digits in a code (6 to 18).
         code_digits: u32 = 12, env = "ASSIST_RELAY_CODE_DIGITS";
-        /// Codes live at once; creating more answers 503.
-        max_live_codes: usize = 100_000, env = "ASSIST_RELAY_MAX_LIVE_CODES";
+        /// Codes live at once (the guessing bound assumes at most this many); creating more answers 503.
+        max_live_codes: usize = 10_000, env = "ASSIST_RELAY_MAX_LIVE_CODES";
         /// Failed redemptions per second across all addresses (the bound the guessing math rests on).
         global_failures_per_sec: f64 = 100.0, env = "ASSIST_RELAY_GLOBAL_FAILURES_PER_SEC";
         /// Burst allowance for the global failure budget.

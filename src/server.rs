@@ -26,6 +26,9 @@ use crate::protocol::ErrorCode;
 use crate::relay::Relay;
 use crate::transport::{quic, tls, varint};
 
+/// After `server.shutdown_grace`, how long the last closes and HTTP requests get before they are cut.
+pub const SHUTDOWN_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -249,10 +252,17 @@ impl Server {
         }
         self.endpoint
             .close(varint(ErrorCode::GoingAway), b"relay shutting down");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle())
-            .await;
-        let _ = http.await;
-        let _ = metrics_task.await;
+        // After the grace period, one bounded linger for the closes to be acknowledged and for HTTP requests
+        // in flight to finish; then whatever is left is cut, so the process exits within grace + linger.
+        let linger = tokio::time::Instant::now() + SHUTDOWN_LINGER;
+        let _ = tokio::time::timeout_at(linger, self.endpoint.wait_idle()).await;
+        for (name, task) in [("http", http), ("metrics", metrics_task)] {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(linger, task).await.is_err() {
+                abort.abort();
+                tracing::warn!(listener = name, "requests still open after the linger; cut");
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -20,7 +20,8 @@ use crate::core::{EndReason, SessionId};
 use crate::protocol::{ErrorCode, ALPN};
 use crate::relay::{Relay, RelayError};
 
-/// Request bodies larger than this are refused with 413 (the assist-session endpoints take no body).
+/// Request bodies are capped at this size. The assist-session endpoints read no body, so nothing is refused
+/// today; `payload_too_large` (docs/PROTOCOL.md) is reserved for endpoints that will.
 const MAX_BODY: usize = 64 << 10;
 
 /// Shared state of the API handlers.
