@@ -83,6 +83,58 @@ async fn share_through_relay(relay: &TestRelay, recording: &str, fps: u32, out: 
     );
 }
 
+/// Regression: a technician that joins after the customer learns the customer's consent from WELCOME (no
+/// CONTROL message follows it), so a script's `wait-control` goes on and its input and chat are sent.
+#[tokio::test]
+async fn a_technician_joining_after_the_customer_sees_its_consent() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let created = relay.create().await;
+        let cust_args = CustomerArgs {
+            relay: relay.quic.to_string(),
+            code: created.code_display.clone(),
+            share: fixture("screen-vp8-720p.ivf"),
+            view_only: false,
+            fps: 30,
+            speed: 4.0,
+            no_pacing: false,
+            wait_secs: 30,
+            trust: trust_args(&relay),
+            quiet: true,
+        };
+        let customer = tokio::spawn(customer::run(cust_args));
+        // Bounded wait until the customer's code was redeemed, i.e. it joined first.
+        for _ in 0..2_000 {
+            if relay.metric("assist_relay_codes_redeemed_total").await >= 1.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(relay.metric("assist_relay_codes_redeemed_total").await, 1.0);
+        let dir = tempfile::tempdir().unwrap();
+        let tech_args = TechnicianArgs {
+            api: relay.api.clone(),
+            operator_key: Some(relay.key.clone()),
+            operator_key_file: PathBuf::new(),
+            save: dir.path().join("late.ivf"),
+            input_script: None,
+            relay: None,
+            trust: trust_args(&relay),
+            quiet: true,
+        };
+        let steps =
+            assist_relay::client::script::parse("wait-control\nchat after consent\n").unwrap();
+        let got = technician::run_session(tech_args, steps, created)
+            .await
+            .expect("technician succeeds");
+        let sent = customer.await.unwrap().expect("customer succeeds");
+        assert_eq!(got.frames, sent.frames_sent);
+        assert!(sent.chats.contains(&"after consent".to_string()));
+    })
+    .await
+    .unwrap();
+}
+
 fn frames(path: &Path) -> Vec<assist_relay::media::MediaFrame> {
     MediaReader::open(path, ReadOptions::default())
         .unwrap()
@@ -173,6 +225,9 @@ async fn blast(
     }
 }
 
+/// A stalled technician costs only its own session: session B, streamed meanwhile, loses nothing and needs
+/// no keyframe request (`share_through_relay` asserts both); A recovers at the next keyframe after exactly
+/// one request. (How fast B's frames are is measured by `loadtest`, not asserted here.)
 #[tokio::test]
 async fn a_stalled_receiver_skips_to_a_keyframe_with_one_request_while_other_sessions_flow() {
     tokio::time::timeout(TEST_LIMIT, async {
@@ -214,6 +269,8 @@ async fn a_stalled_receiver_skips_to_a_keyframe_with_one_request_while_other_ses
 
         // A's technician starts reading again; then A's customer sends a new group, led by a keyframe.
         let conn_a = tech_a.conn.clone();
+        let (skipped_tx, skipped_rx) = tokio::sync::oneshot::channel();
+        let mut skipped_tx = Some(skipped_tx);
         let reader = tokio::spawn(async move {
             let mut groups = GroupStreams::new(&conn_a, 4 << 20, GroupOrder::Strict);
             let (mut resets, mut last_group) = (0, Vec::new());
@@ -222,7 +279,12 @@ async fn a_stalled_receiver_skips_to_a_keyframe_with_one_request_while_other_ses
                 match ev {
                     GroupEvent::Frame(f) if f.seq >= 150 => last_group.push(f.seq),
                     GroupEvent::Frame(_) => {}
-                    GroupEvent::Ended { reset } => resets += usize::from(reset),
+                    GroupEvent::Ended { reset } => {
+                        resets += usize::from(reset);
+                        if reset {
+                            skipped_tx.take().map(|tx| tx.send(()));
+                        }
+                    }
                     GroupEvent::Stale { .. } => {
                         panic!("the relay never sends an old group after a newer one")
                     }
@@ -230,8 +292,13 @@ async fn a_stalled_receiver_skips_to_a_keyframe_with_one_request_while_other_ses
             }
             (resets, last_group)
         });
-        tokio::time::sleep(Duration::from_millis(200)).await; // let the stale backlog drain
-                                                              // Small frames: a reader that keeps up absorbs this group without reaching the 256 KiB bound.
+        // Once the reader has reached the skipped group, the stale backlog is gone (the relay dropped
+        // everything up to the next keyframe, which only the new group brings).
+        tokio::time::timeout(Duration::from_secs(20), skipped_rx)
+            .await
+            .expect("the stale group was reset (GROUP_SKIPPED)")
+            .unwrap();
+        // Small frames: a reader that keeps up absorbs this group without reaching the 256 KiB bound.
         blast(&mut sender_a, 5..6, 30, 2_000).await;
         sender_a.flush().await;
         let (resets, last_group) = tokio::time::timeout(Duration::from_secs(20), reader)
