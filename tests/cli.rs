@@ -184,6 +184,57 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
             .len()
     );
 
+    // The customer revokes control from its console while sharing; the technician is told.
+    let mut tech = Reap(
+        Command::new(BIN)
+            .args(["technician", "--api", &format!("http://{http}")])
+            .arg("--operator-key-file")
+            .arg(data.join("operator.key"))
+            .arg("--save")
+            .arg(dir.path().join("second.ivf"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut tech_out = BufReader::new(tech.0.stdout.take().unwrap());
+    let mut code = String::new();
+    while !code.starts_with("code: ") {
+        code.clear();
+        assert!(tech_out.read_line(&mut code).unwrap() > 0, "no code");
+    }
+    let code = code.trim().strip_prefix("code: ").unwrap().to_string();
+    let mut cust = Reap(
+        Command::new(BIN)
+            .args(["customer", "--relay", &quic, "--server-cert-sha256", &fp])
+            .args(["--code", &code, "--speed", "8", "--console"])
+            .args(["--share", &fixture("screen-vp8-720p.ivf")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    {
+        use std::io::Write;
+        let mut stdin = cust.0.stdin.take().unwrap();
+        stdin.write_all(b"view-only\n").unwrap();
+    } // stdin closes here: the customer goes on sharing
+    let mut cust_out = String::new();
+    cust.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut cust_out)
+        .unwrap();
+    assert!(cust.0.wait().unwrap().success(), "{cust_out}");
+    assert!(
+        cust_out.contains("control revoked: view only"),
+        "{cust_out}"
+    );
+    let mut rest = String::new();
+    tech_out.read_to_string(&mut rest).unwrap();
+    assert!(tech.0.wait().unwrap().success(), "{rest}");
+    assert!(rest.contains("control allowed: false"), "{rest}");
+
     // SIGTERM: the server exits 0 within its grace period.
     let started = Instant::now();
     Command::new("kill")

@@ -62,6 +62,7 @@ async fn share_through_relay(relay: &TestRelay, recording: &str, fps: u32, out: 
         speed: 4.0,
         no_pacing: false,
         wait_secs: 30,
+        console: false,
         trust: trust_args(relay),
         quiet: true,
     };
@@ -99,6 +100,7 @@ async fn a_technician_joining_after_the_customer_sees_its_consent() {
             speed: 4.0,
             no_pacing: false,
             wait_secs: 30,
+            console: false,
             trust: trust_args(&relay),
             quiet: true,
         };

@@ -37,6 +37,10 @@ pub struct CustomerArgs {
     /// Send frames as fast as possible instead of at the recording's pace.
     #[arg(long)]
     pub no_pacing: bool,
+    /// Read commands from standard input while sharing, one per line: `view-only` revokes control, `allow`
+    /// grants it, `end` ends the session now.
+    #[arg(long)]
+    pub console: bool,
     /// Give up if the technician has not joined within this many seconds.
     #[arg(long, default_value_t = 600)]
     pub wait_secs: u64,
@@ -149,6 +153,7 @@ pub async fn run(args: CustomerArgs) -> Result<CustomerReport, ClientError> {
             frames.len()
         );
     }
+    let mut console = args.console.then(spawn_console);
     let (peer_tx, mut peer_rx) = watch::channel(peer_present);
     let receiver = tokio::spawn(receive(rx, peer_tx, args.quiet));
 
@@ -180,8 +185,39 @@ pub async fn run(args: CustomerArgs) -> Result<CustomerReport, ClientError> {
         sender.flush().await;
         Ok::<_, ClientError>(())
     };
+    let commands = async {
+        let Some(lines) = console.as_mut() else {
+            return std::future::pending::<Result<(), ClientError>>().await;
+        };
+        while let Some(line) = lines.recv().await {
+            let say = |s: &str| {
+                if !args.quiet {
+                    println!("{s}");
+                }
+            };
+            match line.trim() {
+                "end" => {
+                    say("ending the session");
+                    return Ok(());
+                }
+                "view-only" => {
+                    tx.send(&ClientMsg::SetControl(false)).await?;
+                    say("control revoked: view only");
+                }
+                "allow" => {
+                    tx.send(&ClientMsg::SetControl(true)).await?;
+                    say("control allowed");
+                }
+                "" => {}
+                other => eprintln!("unknown command {other:?}: type allow, view-only or end"),
+            }
+        }
+        // Standard input closed: go on sharing.
+        std::future::pending().await
+    };
     tokio::select! {
         r = send_all => r?,
+        r = commands => r?,
         e = conn.closed() => {
             let err = super::connection_error(&e);
             if err.code() == Some(ErrorCode::SessionEnded) {
@@ -213,4 +249,19 @@ pub async fn run(args: CustomerArgs) -> Result<CustomerReport, ClientError> {
             "the relay did not confirm the end of the session".into(),
         )),
     }
+}
+
+/// Lines typed on standard input, read on a plain thread: a blocked read there never holds up the runtime's
+/// shutdown, and the thread ends with the process.
+fn spawn_console() -> tokio::sync::mpsc::Receiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
