@@ -236,6 +236,8 @@ impl Server {
                 .into_future(),
         );
         quic::serve(self.endpoint.clone(), self.relay.clone(), cancel.clone()).await;
+        // Stop accepting: from now on every new handshake is refused at once (CONNECTION_REFUSED).
+        tokio::spawn(quic::refuse_all(self.endpoint.clone()));
 
         // Shutdown: sessions end with going_away (each room closes its peers after flushing).
         let grace = self.cfg.server.shutdown_grace.0;

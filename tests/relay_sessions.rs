@@ -509,6 +509,26 @@ async fn shutdown_tells_connected_peers_going_away_and_returns_within_grace() {
         relay.shutdown.cancel();
         assert_eq!(closed_with(&tech).await, ErrorCode::GoingAway);
         assert_eq!(closed_with(&cust).await, ErrorCode::GoingAway);
+        // Nothing new is accepted: a HELLO is refused (going_away, or the handshake itself once the
+        // endpoint refuses new connections), and so is a new session.
+        let s = Hello::Technician {
+            token: "x.y".into(),
+        };
+        match relay.join_as("127.0.0.1:0", s).await {
+            Ok(_) => panic!("joined during shutdown"),
+            Err(e) => assert!(
+                e.code() == Some(ErrorCode::GoingAway) || e.to_string().contains("refused"),
+                "{e}"
+            ),
+        }
+        let created = reqwest::Client::new()
+            .post(format!("{}/api/v1/assist-sessions", relay.api))
+            .bearer_auth(&relay.key)
+            .send()
+            .await;
+        if let Ok(r) = created {
+            assert_eq!(r.status(), 503);
+        }
         relay.task.await.unwrap();
         assert!(
             started.elapsed() < Duration::from_secs(5),

@@ -6,7 +6,7 @@
 //! - [`media`]: the group-stream header and the 24-byte frame header.
 //!
 //! Every decoder takes untrusted bytes, checks every length against a limit before allocating, and returns an
-//! error instead of panicking; `tests/` fuzz them with random input.
+//! error instead of panicking; their unit tests feed them random and truncated input.
 
 pub mod media;
 pub mod message;
@@ -27,7 +27,7 @@ macro_rules! error_codes {
         pub enum ErrorCode { $( $(#[doc = $doc])* $name = $value, )* }
 
         impl ErrorCode {
-            /// Every code, for documentation tests.
+            /// Every code (the test below checks docs/PROTOCOL.md lists each one).
             pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name,)*];
             /// The stable snake_case name used in JSON bodies, logs and metric labels.
             pub fn as_str(self) -> &'static str {
@@ -123,4 +123,27 @@ pub mod stream_code {
     pub const GROUP_SKIPPED: u32 = 0x01;
     /// The relay does not accept this stream (e.g. a technician opening a media stream).
     pub const REFUSED: u32 = 0x03;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/PROTOCOL.md's error table must list every code with its value, name and meaning, so a client
+    /// written from the document alone knows each code the relay can send.
+    #[test]
+    fn the_protocol_document_lists_every_error_code() {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        for code in ErrorCode::ALL {
+            let row = format!(
+                "| 0x{:02X} | `{}` | {} |",
+                *code as u32,
+                code.as_str(),
+                code.describe()
+            );
+            assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
+            assert_eq!(ErrorCode::from_u32(*code as u32), Some(*code));
+        }
+        assert!(doc.contains(&format!("`{}`", std::str::from_utf8(ALPN).unwrap())));
+    }
 }

@@ -218,6 +218,14 @@ pub async fn serve(endpoint: quinn::Endpoint, relay: Arc<Relay>, cancel: Cancell
     }
 }
 
+/// During shutdown: refuses every new connection (`CONNECTION_REFUSED`) until the endpoint closes, so a
+/// client learns at once instead of waiting for a handshake that will not complete.
+pub async fn refuse_all(endpoint: quinn::Endpoint) {
+    while let Some(incoming) = endpoint.accept().await {
+        incoming.refuse();
+    }
+}
+
 async fn handle(
     relay: Arc<Relay>,
     incoming: quinn::Incoming,
