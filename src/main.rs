@@ -90,13 +90,21 @@ async fn main() -> ExitCode {
         .init();
     let result = match cli.cmd {
         Cmd::Serve { config, layer } => serve(config, *layer).await,
-        Cmd::Technician(args) => technician::run(args).await.map(drop).map_err(Into::into),
-        Cmd::Customer(args) => customer::run(args).await.map(drop).map_err(Into::into),
+        // Ctrl-C or SIGTERM ends a demo client's session cleanly instead of leaving the other side waiting.
+        Cmd::Technician(args) => technician::run(args, wait_for_signal())
+            .await
+            .map(drop)
+            .map_err(Into::into),
+        Cmd::Customer(args) => customer::run(args, wait_for_signal())
+            .await
+            .map(drop)
+            .map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The errors' own messages already name their causes; `{:#}` would repeat them.
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -98,6 +98,19 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
         "{err}"
     );
 
+    // Something that is not a code is refused before it reaches the relay (no failed guess is charged).
+    let typo = Command::new(BIN)
+        .args(["customer", "--relay", &quic, "--server-cert-sha256", &fp])
+        .args(["--code", "12ab", "--share", &fixture("screen-vp8-720p.ivf")])
+        .output()
+        .unwrap();
+    assert!(!typo.status.success());
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("is not an authorization code"),
+        "{}",
+        String::from_utf8_lossy(&typo.stderr)
+    );
+
     // A wrong pin: refused, with the reason.
     let pin = Command::new(BIN)
         .args([
@@ -107,7 +120,7 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
             "--server-cert-sha256",
             &"00".repeat(32),
             "--code",
-            "1",
+            "1111 2222 3333",
         ])
         .args(["--share", &fixture("screen-vp8-720p.ivf")])
         .output()
@@ -234,6 +247,79 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
     tech_out.read_to_string(&mut rest).unwrap();
     assert!(tech.0.wait().unwrap().success(), "{rest}");
     assert!(rest.contains("control allowed: false"), "{rest}");
+
+    // Ctrl-C on the technician while frames flow: it ends the session itself, finishes its file and exits
+    // 0; the customer is told at once (not after an idle timeout) and exits 0 too.
+    let partial = dir.path().join("partial.ivf");
+    let mut tech = Reap(
+        Command::new(BIN)
+            .args(["technician", "--api", &format!("http://{http}")])
+            .arg("--operator-key-file")
+            .arg(data.join("operator.key"))
+            .arg("--save")
+            .arg(&partial)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut tech_out = BufReader::new(tech.0.stdout.take().unwrap());
+    let mut code = String::new();
+    while !code.starts_with("code: ") {
+        code.clear();
+        assert!(tech_out.read_line(&mut code).unwrap() > 0, "no code");
+    }
+    let code = code.trim().strip_prefix("code: ").unwrap().to_string();
+    let mut cust = Reap(
+        Command::new(BIN)
+            .args(["customer", "--relay", &quic, "--server-cert-sha256", &fp])
+            .args(["--code", &code, "--share", &fixture("screen-vp8-720p.ivf")])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut cust_out = BufReader::new(cust.0.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("joined the session") {
+        line.clear();
+        assert!(
+            cust_out.read_line(&mut line).unwrap() > 0,
+            "customer never joined"
+        );
+    }
+    // The recording lasts 10 s at its own pace: a second in, frames are flowing.
+    std::thread::sleep(Duration::from_secs(1));
+    let interrupted = Instant::now();
+    Command::new("kill")
+        .args(["-INT", &tech.0.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    tech_out.read_to_string(&mut rest).unwrap();
+    assert!(tech.0.wait().unwrap().success(), "{rest}");
+    assert!(rest.contains("ending the session"), "{rest}");
+    let mut cust_rest = String::new();
+    cust_out.read_to_string(&mut cust_rest).unwrap();
+    assert!(cust.0.wait().unwrap().success(), "{cust_rest}");
+    assert!(
+        cust_rest.contains("ended before the recording finished"),
+        "{cust_rest}"
+    );
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(8),
+        "the customer stopped well before the end of the recording"
+    );
+    let saved: Vec<_> = assist_relay::media::MediaReader::open(
+        &partial,
+        assist_relay::media::ReadOptions::default(),
+    )
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap();
+    assert!(
+        !saved.is_empty() && saved.len() < 150,
+        "{} frames",
+        saved.len()
+    );
 
     // SIGTERM: the server exits 0 within its grace period.
     let started = Instant::now();

@@ -66,7 +66,9 @@ async fn share_through_relay(relay: &TestRelay, recording: &str, fps: u32, out: 
         trust: trust_args(relay),
         quiet: true,
     };
-    let sent = customer::run(cust_args).await.expect("customer succeeds");
+    let sent = customer::run(cust_args, std::future::pending())
+        .await
+        .expect("customer succeeds");
     let got = tech.await.unwrap().expect("technician succeeds");
     assert_eq!(got.frames, sent.frames_sent, "every frame delivered");
     assert_eq!(got.end, Some(ErrorCode::SessionEnded));
@@ -104,7 +106,7 @@ async fn a_technician_joining_after_the_customer_sees_its_consent() {
             trust: trust_args(&relay),
             quiet: true,
         };
-        let customer = tokio::spawn(customer::run(cust_args));
+        let customer = tokio::spawn(customer::run(cust_args, std::future::pending()));
         // Bounded wait until the customer's code was redeemed, i.e. it joined first.
         for _ in 0..2_000 {
             if relay.metric("assist_relay_codes_redeemed_total").await >= 1.0 {

@@ -2,6 +2,7 @@
 //! timestamps, prints every input event and chat it receives, and ends the session when the recording is
 //! sent. Exits non-zero with the reason in words on any failure.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -105,8 +106,13 @@ async fn receive(
     report
 }
 
-/// Runs the customer until the recording is sent and the session has ended.
-pub async fn run(args: CustomerArgs) -> Result<CustomerReport, ClientError> {
+/// Runs the customer until the recording is sent and the session has ended; when `stop` completes while
+/// sharing (Ctrl-C), the customer ends the session at once.
+pub async fn run(
+    args: CustomerArgs,
+    stop: impl Future<Output = ()>,
+) -> Result<CustomerReport, ClientError> {
+    check_code(&args.code)?;
     let frames: Vec<_> = MediaReader::open(
         &args.share,
         ReadOptions {
@@ -218,6 +224,7 @@ pub async fn run(args: CustomerArgs) -> Result<CustomerReport, ClientError> {
     tokio::select! {
         r = send_all => r?,
         r = commands => r?,
+        _ = stop => if !args.quiet { println!("ending the session") },
         e = conn.closed() => {
             let err = super::connection_error(&e);
             if err.code() == Some(ErrorCode::SessionEnded) {
@@ -264,4 +271,22 @@ fn spawn_console() -> tokio::sync::mpsc::Receiver<String> {
         }
     });
     rx
+}
+
+/// Refuses a code that cannot be one before it reaches the relay, where it would count as a failed guess
+/// against this address: 6 to 18 digits, spaces and dashes allowed.
+fn check_code(typed: &str) -> Result<(), ClientError> {
+    let digits = typed.chars().filter(|c| !matches!(c, ' ' | '-'));
+    let (mut n, mut ok) = (0, true);
+    for c in digits {
+        n += 1;
+        ok &= c.is_ascii_digit();
+    }
+    if ok && (6..=18).contains(&n) {
+        Ok(())
+    } else {
+        Err(ClientError::Other(format!(
+            "{typed:?} is not an authorization code: the technician reads out digits, e.g. 1234 5678 9012"
+        )))
+    }
 }

@@ -74,6 +74,10 @@ pub fn connection_error(e: &ConnectionError) -> ClientError {
         ConnectionError::TransportError(t) if t.to_string().contains("fingerprint") => {
             ClientError::Connect("the relay's certificate does not match the pinned SHA-256".into())
         }
+        ConnectionError::TimedOut => ClientError::Connect(
+            "timed out: no answer from the relay (is it running, is the address right, and is UDP let through?)"
+                .into(),
+        ),
         other => ClientError::Connect(other.to_string()),
     }
 }
@@ -136,6 +140,14 @@ fn client_endpoint(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
 
 /// Resolves `host:port`.
 pub async fn resolve(relay: &str) -> Result<SocketAddr, ClientError> {
+    let has_port = relay
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !has_port {
+        return Err(ClientError::Connect(format!(
+            "the relay address {relay:?} needs a port: HOST:PORT, e.g. 127.0.0.1:4433 or [::1]:4433"
+        )));
+    }
     tokio::net::lookup_host(relay)
         .await
         .map_err(|e| ClientError::Connect(format!("cannot resolve {relay}: {e}")))?

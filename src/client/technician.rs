@@ -2,8 +2,9 @@
 //! customer's screen to a file (IVF for VP8/VP9/AV1, Annex B for H.264), runs an optional input script, and
 //! prints chat. Exits 0 when the customer ends the session, non-zero with the reason otherwise.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::sync::watch;
 
@@ -11,7 +12,7 @@ use super::script::{self, Step};
 use super::{endpoint, join, resolve, ClientError, ControlReceiver, ControlSender, TrustArgs};
 use crate::api::CreatedSession;
 use crate::media::{Codec, MediaFrame, MediaWriter};
-use crate::protocol::{ErrorCode, FrameHeader, Hello, ServerMsg, FRAME_HEADER_LEN};
+use crate::protocol::{ClientMsg, ErrorCode, FrameHeader, Hello, ServerMsg, FRAME_HEADER_LEN};
 use crate::transport::quic::{GroupEvent, GroupOrder, GroupStreams};
 
 /// Flags of `assist-relay technician`.
@@ -121,27 +122,57 @@ async fn receive(
     (chats, notices)
 }
 
+/// Runs the script, then keeps the control stream open (dropping it would finish the stream) until `end`
+/// turns true: then it ends the session.
 async fn run_script(
     steps: Vec<Step>,
     mut tx: ControlSender,
     mut control: watch::Receiver<bool>,
+    mut end: watch::Receiver<bool>,
 ) -> Result<(), ClientError> {
-    for step in steps {
-        match step {
-            Step::Send(msg) => tx.send(&msg).await?,
-            Step::Sleep(d) => tokio::time::sleep(d).await,
-            Step::WaitControl => {
-                let _ = control.wait_for(|allowed| *allowed).await;
+    {
+        let script = async {
+            for step in steps {
+                match step {
+                    Step::Send(msg) => tx.send(&msg).await?,
+                    Step::Sleep(d) => tokio::time::sleep(d).await,
+                    Step::WaitControl => {
+                        let _ = control.wait_for(|allowed| *allowed).await;
+                    }
+                }
             }
+            std::future::pending::<Result<(), ClientError>>().await
+        };
+        tokio::select! {
+            r = script => return r,
+            _ = end.wait_for(|e| *e) => {}
         }
     }
-    // Keep the stream open: dropping it would finish the control stream.
-    std::future::pending::<()>().await;
-    Ok(())
+    tx.send(&ClientMsg::EndSession).await
 }
 
-/// Creates a session and runs the technician until it ends.
-pub async fn run(args: TechnicianArgs) -> Result<TechnicianReport, ClientError> {
+/// Checks before the session is created that `--save` can be written, so a typo costs no session.
+fn check_save_path(path: &Path) -> Result<(), ClientError> {
+    std::fs::File::create(path)
+        .map(drop)
+        .map_err(|e| ClientError::Other(format!("cannot write {}: {e}", path.display())))
+}
+
+/// The file name extension that fits a codec's container, for a warning when `--save` names another.
+fn expected_extension(codec: Codec) -> &'static str {
+    if codec.ivf_fourcc().is_some() {
+        "ivf"
+    } else {
+        "h264"
+    }
+}
+
+/// Creates a session and runs the technician until it ends; when `stop` completes (Ctrl-C), the
+/// technician ends the session itself and finishes its file.
+pub async fn run(
+    args: TechnicianArgs,
+    stop: impl Future<Output = ()>,
+) -> Result<TechnicianReport, ClientError> {
     let key = match &args.operator_key {
         Some(k) => k.clone(),
         None => std::fs::read_to_string(&args.operator_key_file)
@@ -161,15 +192,26 @@ pub async fn run(args: TechnicianArgs) -> Result<TechnicianReport, ClientError> 
         .map_err(|e| ClientError::Other(format!("{}: {e}", p.display())))?,
         None => Vec::new(),
     };
+    check_save_path(&args.save)?;
     let created = create_session(&args.api, &key).await?;
-    run_session(args, steps, created).await
+    run_session_until(args, steps, created, stop).await
 }
 
-/// Runs the technician in a session already created.
+/// Runs the technician in a session already created, until the session ends.
 pub async fn run_session(
     args: TechnicianArgs,
     steps: Vec<Step>,
     created: CreatedSession,
+) -> Result<TechnicianReport, ClientError> {
+    run_session_until(args, steps, created, std::future::pending()).await
+}
+
+/// [`run_session`], ending the session when `stop` completes.
+pub async fn run_session_until(
+    args: TechnicianArgs,
+    steps: Vec<Step>,
+    created: CreatedSession,
+    stop: impl Future<Output = ()>,
 ) -> Result<TechnicianReport, ClientError> {
     let relay = args
         .relay
@@ -219,7 +261,8 @@ pub async fn run_session(
     }
     let (control_tx, control_rx) = watch::channel(control_allowed);
     let receiver = tokio::spawn(receive(rx, control_tx, args.quiet));
-    let script = tokio::spawn(run_script(steps, tx, control_rx));
+    let (end_tx, end_rx) = watch::channel(false);
+    let script = tokio::spawn(run_script(steps, tx, control_rx, end_rx));
 
     let mut report = TechnicianReport {
         session_id: created.session_id,
@@ -227,7 +270,22 @@ pub async fn run_session(
     };
     let mut writer: Option<MediaWriter> = None;
     let mut groups = GroupStreams::new(&conn, max_frame, GroupOrder::Strict);
-    while let Ok(ev) = groups.next().await {
+    let mut stop = std::pin::pin!(stop);
+    let mut stopping = false;
+    loop {
+        let ev = tokio::select! {
+            ev = groups.next() => ev,
+            _ = &mut stop, if !stopping => {
+                // The relay ends the session, delivers what it holds and closes: the loop ends then.
+                stopping = true;
+                end_tx.send_replace(true);
+                if !args.quiet {
+                    println!("ending the session");
+                }
+                continue;
+            }
+        };
+        let Ok(ev) = ev else { break };
         let frame = match ev {
             GroupEvent::Frame(f) => f,
             GroupEvent::Ended { reset: true } => {
@@ -245,7 +303,18 @@ pub async fn run_session(
             Some(w) => w,
             None => {
                 report.codec = Some(fh.codec);
-                writer.insert(MediaWriter::create(&args.save, fh.codec)?)
+                let want = expected_extension(fh.codec);
+                if args.save.extension().and_then(|e| e.to_str()) != Some(want) {
+                    eprintln!(
+                        "warning: the customer shares {:?}; {} is written as .{want} whatever its name",
+                        fh.codec,
+                        args.save.display()
+                    );
+                }
+                let w = MediaWriter::create(&args.save, fh.codec).map_err(|e| {
+                    ClientError::Other(format!("cannot write {}: {e}", args.save.display()))
+                })?;
+                writer.insert(w)
             }
         };
         w.write(&MediaFrame {
