@@ -121,7 +121,7 @@ macro_rules! section {
         #[derive(Debug, Clone, Default, PartialEq, clap::Args, Deserialize, Serialize)]
         #[serde(default, deny_unknown_fields)]
         pub struct $layer {
-            $( $(#[doc = $doc])* #[arg(long, env = $env)] #[serde(skip_serializing_if = "Option::is_none")]
+            $( $(#[doc = $doc])* #[arg(long, env = $env, hide_env_values = true)] #[serde(skip_serializing_if = "Option::is_none")]
                pub $field: Option<$ty>, )*
         }
 

@@ -229,9 +229,10 @@ async fn blast(
     }
 }
 
-/// A stalled technician costs only its own session: session B, streamed meanwhile, loses nothing and needs
-/// no keyframe request (`share_through_relay` asserts both); A recovers at the next keyframe after exactly
-/// one request. (How fast B's frames are is measured by `loadtest`, not asserted here.)
+/// A stalled technician costs only its own session: session B, streamed while A's customer keeps sending
+/// into A's stalled backlog, loses nothing and needs no keyframe request (`share_through_relay` asserts
+/// both); A recovers at the next keyframe after exactly one request. (How fast B's frames are is measured
+/// by `loadtest`, not asserted here.)
 #[tokio::test]
 async fn a_stalled_receiver_skips_to_a_keyframe_with_one_request_while_other_sessions_flow() {
     tokio::time::timeout(TEST_LIMIT, async {
@@ -260,16 +261,20 @@ async fn a_stalled_receiver_skips_to_a_keyframe_with_one_request_while_other_ses
             .unwrap();
         let mut cust_a = relay.customer(&a.code, true).await.unwrap();
         let mut sender_a = MediaSender::new(cust_a.conn.clone(), 0);
-        // 5 groups of 30 frames of 20 KB = 3 MB, far past what the stalled reader and the bound hold.
-        blast(&mut sender_a, 0..5, 30, 20_000).await;
+        // 5 groups of 30 frames of 20 KB = 3 MB, far past what the stalled reader and the bound hold. The
+        // last three groups are sent while session B streams a whole recording through the same relay, so
+        // B runs beside a receiver that is stalled and a sender that keeps pushing into it.
+        blast(&mut sender_a, 0..2, 30, 20_000).await;
+        let dir = tempfile::tempdir().unwrap();
+        let b_out = dir.path().join("b.ivf");
+        tokio::join!(
+            blast(&mut sender_a, 2..5, 30, 20_000),
+            share_through_relay(&relay, "screen-vp8-720p.ivf", 30, &b_out),
+        );
         expect_msg(&mut cust_a, |m| {
             matches!(m, ServerMsg::KeyframeRequest { .. })
         })
         .await;
-
-        // Session B runs a whole recording while A is still stalled.
-        let dir = tempfile::tempdir().unwrap();
-        share_through_relay(&relay, "screen-vp8-720p.ivf", 30, &dir.path().join("b.ivf")).await;
 
         // A's technician starts reading again; then A's customer sends a new group, led by a keyframe.
         let conn_a = tech_a.conn.clone();
@@ -478,6 +483,50 @@ async fn raw_group(conn: &quinn::Connection, group: u64, first_seq: u64, deltas:
     }
     g.finish().unwrap();
     let _ = g.stopped().await;
+}
+
+/// Writes a group header and one small keyframe on a new stream, leaving the stream open.
+async fn open_group(conn: &quinn::Connection, group: u64) -> quinn::SendStream {
+    let mut g = conn.open_uni().await.unwrap();
+    g.write_all(&GroupHeader { track: 0, group }.encode())
+        .await
+        .unwrap();
+    let h = FrameHeader {
+        payload_len: 100,
+        codec: Codec::Vp8,
+        keyframe: true,
+        seq: group,
+        capture_ts_us: 0,
+    };
+    g.write_all(&h.encode()).await.unwrap();
+    g.write_all(&[1u8; 100]).await.unwrap();
+    g
+}
+
+/// `limits.max_streams_per_connection` is QUIC stream credit: a client holding that many group streams
+/// open waits for the next one (nothing is refused or dropped) until one of its streams ends.
+#[tokio::test]
+async fn open_streams_per_connection_are_capped_by_stream_credit() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start_with(|l| l.limits.max_streams_per_connection = Some(2)).await;
+        let (_, _tech, cust) = relay.pair(true).await;
+        let mut first = open_group(&cust.conn, 0).await;
+        let _second = open_group(&cust.conn, 1).await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), cust.conn.open_uni())
+                .await
+                .is_err(),
+            "a third open stream waits for credit"
+        );
+        first.finish().unwrap();
+        let mut third = tokio::time::timeout(Duration::from_secs(20), open_group(&cust.conn, 2))
+            .await
+            .expect("credit comes back once a stream ends");
+        third.finish().unwrap();
+        assert!(cust.conn.close_reason().is_none(), "nobody was closed");
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

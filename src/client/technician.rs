@@ -221,8 +221,12 @@ pub async fn run_session_until(
     if !args.quiet {
         println!("expires: {}", created.code_expires_at);
         println!("relay: {relay}  cert-sha256: {}", created.relay.cert_sha256);
+        // The path of this very binary, so the printed line runs as it is (also under `cargo run`).
+        let program = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "assist-relay".into());
         println!(
-            "the customer runs: assist-relay customer --relay {relay} --server-cert-sha256 {} --code '{}' --share FILE",
+            "the customer runs: {program} customer --relay {relay} --server-cert-sha256 {} --code '{}' --share FILE",
             created.relay.cert_sha256, created.code_display
         );
     }

@@ -53,6 +53,10 @@ pub struct CodeBook {
     live: DashMap<String, Live>,
     spent: DashMap<String, (Spent, Instant)>,
     rng: SystemRandom,
+    /// Serialises issuing, so the `max_live` check and the insert are one step: concurrent requests can
+    /// never push the number of live codes past the cap the guessing bound rests on. Issuing is rare (one
+    /// per session); redemption does not take this lock.
+    issuing: std::sync::Mutex<()>,
 }
 
 impl CodeBook {
@@ -65,6 +69,7 @@ impl CodeBook {
             live: DashMap::new(),
             spent: DashMap::new(),
             rng: SystemRandom::new(),
+            issuing: std::sync::Mutex::new(()),
         }
     }
 
@@ -87,6 +92,7 @@ impl CodeBook {
 
     /// Issues a code for `session`, valid until `now + ttl`.
     pub fn issue(&self, now: Instant, session: SessionId) -> Result<IssuedCode, PairingError> {
+        let _issuing = self.issuing.lock().unwrap_or_else(|e| e.into_inner());
         if self.live.len() >= self.max_live {
             return Err(PairingError::TooManyCodes);
         }
@@ -322,6 +328,24 @@ mod tests {
             });
             assert_eq!(wins, 1);
         }
+    }
+
+    /// Guards the cap the guessing bound rests on: concurrent issuers never leave more than `max_live` live.
+    #[test]
+    fn concurrent_issuing_never_passes_the_cap() {
+        let t0 = Instant::now();
+        let book = CodeBook::new(12, Duration::from_secs(600), 100);
+        let issued: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|t| {
+                    let book = &book;
+                    s.spawn(move || (0..50).filter(|_| book.issue(t0, sid(t)).is_ok()).count())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(issued, 100);
+        assert_eq!(book.live(), 100);
     }
 
     #[test]
