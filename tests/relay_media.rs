@@ -376,13 +376,39 @@ async fn close_code(conn: &quinn::Connection) -> ErrorCode {
         .expect("application close")
 }
 
+/// The HELLO deadline runs on the relay's clock: a connection that stays silent is closed with
+/// `hello_timeout` once the clock passes it, and a connection that sent HELLO is not.
+#[tokio::test]
+async fn silence_past_the_hello_deadline_is_closed_with_hello_timeout() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let (_, mut tech, mut cust) = relay.pair(true).await;
+        let (conn, _s) = raw(&relay).await;
+        // The client's handshake completes before the relay's; wait until the relay holds the connection
+        // (past the handshake, waiting for HELLO), then move its clock past the deadline.
+        for _ in 0..200 {
+            if relay.metric("assist_relay_connections_active").await >= 3.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        relay.clock.advance(Duration::from_secs(10));
+        assert_eq!(close_code(&conn).await, ErrorCode::HelloTimeout);
+        tech.tx
+            .send(&ClientMsg::Chat("still here".into()))
+            .await
+            .unwrap();
+        expect_msg(&mut cust, |m| matches!(m, ServerMsg::Chat { .. })).await;
+        assert!(tech.conn.close_reason().is_none());
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn malformed_and_oversized_input_close_only_the_offender() {
     tokio::time::timeout(TEST_LIMIT, async {
-        let relay = TestRelay::start_with(|l| {
-            l.session.hello_timeout = Some(assist_relay::config::Dur(Duration::from_millis(300)));
-        })
-        .await;
+        let relay = TestRelay::start().await;
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("b.ivf");
         let healthy = share_through_relay(&relay, "screen-vp8-720p.ivf", 30, &out);
@@ -399,9 +425,6 @@ async fn malformed_and_oversized_input_close_only_the_offender() {
             let (conn, mut s) = raw(&relay).await;
             s.write_all(&[0, 0, 0, 3, 0x01, 9, 1]).await.unwrap();
             assert_eq!(close_code(&conn).await, ErrorCode::UnsupportedVersion);
-            // Silence: no HELLO within the hello timeout.
-            let (conn, _s) = raw(&relay).await;
-            assert_eq!(close_code(&conn).await, ErrorCode::HelloTimeout);
             // A paired customer announcing a frame over the 4 MiB limit.
             let (_, _tech, cust) = relay.pair(true).await;
             let mut g = cust.conn.open_uni().await.unwrap();

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub use super::groups::{GroupEvent, GroupOrder, GroupStreams};
 use super::tls::{self, Identity};
 use super::{varint, CONTROL_PRIORITY, MEDIA_PRIORITY};
+use crate::clock::Sleep;
 use crate::config::Config;
 use crate::core::{ConnId, Input, Popped, Role};
 use crate::pairing::limiter::address_key;
@@ -235,10 +236,13 @@ async fn handle(
     let Ok(connecting) = incoming.accept() else {
         return;
     };
-    let deadline = tokio::time::Instant::now() + relay.cfg.session.hello_timeout.0;
-    let conn = match tokio::time::timeout_at(deadline, connecting).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
+    // One deadline for the handshake, the control stream and HELLO, on the relay's clock (so tests drive it).
+    let mut deadline = relay
+        .clock
+        .sleep_until(relay.clock.now() + relay.cfg.session.hello_timeout.0);
+    let conn = match before(&mut deadline, connecting).await {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
             tracing::debug!(%remote, error = %e, "handshake failed");
             relay
                 .metrics
@@ -247,7 +251,7 @@ async fn handle(
                 .inc();
             return;
         }
-        Err(_) => {
+        None => {
             relay
                 .metrics
                 .connections_closed
@@ -262,7 +266,7 @@ async fn handle(
         remote.ip(),
         relay.cfg.limits.max_connections_per_address,
     ) {
-        Some(_guard) => run_connection(&relay, &conn, remote, deadline).await,
+        Some(_guard) => run_connection(&relay, &conn, remote, &mut deadline).await,
         None => Err(ConnError::TooManyConnections),
     };
     if let Err(ConnError::Closed) = result {
@@ -315,25 +319,34 @@ pub async fn read_message(
     Ok(Some(ClientMsg::decode(body[0], &body[1..])?))
 }
 
+/// `fut`'s output, or `None` if the deadline passes first.
+async fn before<T>(deadline: &mut Sleep, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        v = fut => Some(v),
+        () = deadline.as_mut() => None,
+    }
+}
+
 async fn run_connection(
     relay: &Arc<Relay>,
     conn: &Connection,
     remote: SocketAddr,
-    deadline: tokio::time::Instant,
+    deadline: &mut Sleep,
 ) -> Result<(), ConnError> {
     let cfg = &relay.cfg;
     let max_msg = cfg.limits.max_message_bytes.usize();
-    let (send, mut recv) = match tokio::time::timeout_at(deadline, conn.accept_bi()).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(_)) => return Err(ConnError::Closed),
-        Err(_) => return Err(ConnError::HelloTimeout),
+    let (send, mut recv) = match before(deadline, conn.accept_bi()).await {
+        Some(Ok(s)) => s,
+        Some(Err(_)) => return Err(ConnError::Closed),
+        None => return Err(ConnError::HelloTimeout),
     };
-    let hello = match tokio::time::timeout_at(deadline, read_message(&mut recv, max_msg)).await {
-        Ok(Ok(Some(ClientMsg::Hello(h)))) => h,
-        Ok(Ok(Some(_))) => return Err(ConnError::Unexpected("the first message must be HELLO")),
-        Ok(Ok(None)) => return Err(ConnError::Violation("control stream finished before HELLO")),
-        Ok(Err(e)) => return Err(e),
-        Err(_) => return Err(ConnError::HelloTimeout),
+    let hello = match before(deadline, read_message(&mut recv, max_msg)).await {
+        Some(Ok(Some(ClientMsg::Hello(h)))) => h,
+        Some(Ok(Some(_))) => return Err(ConnError::Unexpected("the first message must be HELLO")),
+        Some(Ok(None)) => return Err(ConnError::Violation("control stream finished before HELLO")),
+        Some(Err(e)) => return Err(e),
+        None => return Err(ConnError::HelloTimeout),
     };
     let Admission {
         slot: _slot,
