@@ -258,6 +258,43 @@ section! {
     }
 }
 
+section! {
+    /// `[accounts]`: logins, first-login setup and their limits.
+    AccountsLayer => AccountsConfig {
+        /// How long a login session token stays valid.
+        login_ttl: Dur = Dur(Duration::from_secs(12 * 3600)), env = "ASSIST_RELAY_LOGIN_TTL";
+        /// Password of the first administrator (`admin`), made on first start with an empty database. Empty: a
+        /// random one-time password, printed once in the log. It must be changed at first login either way.
+        bootstrap_password: String = String::new(), env = "ASSIST_RELAY_BOOTSTRAP_PASSWORD";
+        /// Shortest password accepted.
+        min_password_len: usize = 10, env = "ASSIST_RELAY_MIN_PASSWORD_LEN";
+        /// Failed logins or verifications per minute from one address (and per account).
+        auth_failures_per_min: f64 = 10.0, env = "ASSIST_RELAY_AUTH_FAILURES_PER_MIN";
+        /// Burst allowance for failed logins or verifications.
+        auth_failure_burst: u32 = 10, env = "ASSIST_RELAY_AUTH_FAILURE_BURST";
+        /// How long a phone verification code stays valid.
+        verification_ttl: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_VERIFICATION_TTL";
+        /// Wrong entries of one verification code before it is void.
+        verification_attempts: u32 = 5, env = "ASSIST_RELAY_VERIFICATION_ATTEMPTS";
+    }
+}
+
+section! {
+    /// `[tickets]`: the ticket store, numbering and upload limits.
+    TicketsLayer => TicketsConfig {
+        /// SQLite database file. Empty: `assist-relay.db` in the data directory.
+        database: String = String::new(), env = "ASSIST_RELAY_DATABASE";
+        /// UTC offset of the business day that ticket numbers are dated by (`+08:00`, `-05:00`, `Z`).
+        time_zone: String = "+08:00".to_string(), env = "ASSIST_RELAY_TIME_ZONE";
+        /// Largest single attachment (ticket or article); larger uploads are refused with 413.
+        max_attachment_bytes: ByteSize = ByteSize(10 << 20), env = "ASSIST_RELAY_MAX_ATTACHMENT_BYTES";
+        /// Total attachment bytes per ticket or article.
+        max_owner_attachment_bytes: ByteSize = ByteSize(50 << 20), env = "ASSIST_RELAY_MAX_OWNER_ATTACHMENT_BYTES";
+        /// Largest page a list returns.
+        max_page_size: u32 = 100, env = "ASSIST_RELAY_MAX_PAGE_SIZE";
+    }
+}
+
 /// Every section, as read from one source.
 #[derive(Debug, Clone, Default, PartialEq, clap::Args, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -272,6 +309,10 @@ pub struct ConfigLayer {
     pub session: SessionLayer,
     #[command(flatten)]
     pub limits: LimitsLayer,
+    #[command(flatten)]
+    pub accounts: AccountsLayer,
+    #[command(flatten)]
+    pub tickets: TicketsLayer,
 }
 
 /// The resolved configuration the server runs with.
@@ -282,6 +323,8 @@ pub struct Config {
     pub pairing: PairingConfig,
     pub session: SessionConfig,
     pub limits: LimitsConfig,
+    pub accounts: AccountsConfig,
+    pub tickets: TicketsConfig,
 }
 
 /// Why the configuration could not be used.
@@ -313,6 +356,8 @@ impl ConfigLayer {
             pairing: self.pairing.merge(over.pairing),
             session: self.session.merge(over.session),
             limits: self.limits.merge(over.limits),
+            accounts: self.accounts.merge(over.accounts),
+            tickets: self.tickets.merge(over.tickets),
         }
     }
 
@@ -323,6 +368,8 @@ impl ConfigLayer {
             pairing: PairingLayer::defaults(),
             session: SessionLayer::defaults(),
             limits: LimitsLayer::defaults(),
+            accounts: AccountsLayer::defaults(),
+            tickets: TicketsLayer::defaults(),
         }
     }
 
@@ -349,6 +396,8 @@ impl ConfigLayer {
             pairing: self.pairing.resolve(),
             session: self.session.resolve(),
             limits: self.limits.resolve(),
+            accounts: self.accounts.resolve(),
+            tickets: self.tickets.resolve(),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -388,6 +437,18 @@ impl Config {
         }
         if self.session.input_rate <= 0.0 || self.pairing.global_failures_per_sec <= 0.0 {
             return bad("rates must be positive".into());
+        }
+        if crate::store::parse_utc_offset(&self.tickets.time_zone).is_none() {
+            return bad(format!(
+                "tickets.time_zone must be a UTC offset like +08:00, not {:?}",
+                self.tickets.time_zone
+            ));
+        }
+        if self.accounts.min_password_len < 8 || self.accounts.auth_failures_per_min <= 0.0 {
+            return bad(
+                "accounts.min_password_len must be at least 8 and accounts.auth_failures_per_min positive"
+                    .into(),
+            );
         }
         if self.server.shutdown_grace.0 > Duration::from_secs(600) {
             return bad("server.shutdown_grace must be at most 10m".into());

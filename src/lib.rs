@@ -26,6 +26,7 @@
 //! - [`config`], [`metrics`], [`clock`].
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod api;
 pub mod client;
 pub mod clock;
@@ -37,4 +38,5 @@ pub mod pairing;
 pub mod protocol;
 pub mod relay;
 pub mod server;
+pub mod store;
 pub mod transport;

@@ -3,8 +3,10 @@
 //! 2. secrets: the token key (`relay.key`) and the operator key (`operator.key`, unless configured),
 //!    created on first start;
 //! 3. TLS identity (configured PEM, or a self-signed certificate made once in `data/tls/`);
-//! 4. metrics registry and the relay;
-//! 5. sockets: QUIC, HTTP API, metrics (port 0 picks a free port; the bound addresses are logged).
+//! 4. the ticket database (SQLite in the data directory unless configured; migrations applied), and on an
+//!    empty database the first administrator, whose one-time password is logged once;
+//! 5. metrics registry and the relay;
+//! 6. sockets: QUIC, HTTP API, metrics (port 0 picks a free port; the bound addresses are logged).
 //!
 //! [`Server::run`] serves until the shutdown token is cancelled (SIGINT/SIGTERM in `main`), then: stop
 //! accepting, end every session with `going_away`, wait up to `shutdown_grace` for peers to be told, close
@@ -19,11 +21,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::{Accounts, Bootstrap};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::RelayMetrics;
 use crate::protocol::ErrorCode;
 use crate::relay::Relay;
+use crate::store::Store;
 use crate::transport::{quic, tls, varint};
 
 /// After `server.shutdown_grace`, how long the last closes and HTTP requests get before they are cut.
@@ -51,6 +55,15 @@ pub enum ServerError {
     /// QUIC setup failed.
     #[error("QUIC setup: {0}")]
     Quic(String),
+    /// The database could not be opened or migrated.
+    #[error("{path}: {source}")]
+    Store {
+        path: PathBuf,
+        source: crate::store::StoreError,
+    },
+    /// The first administrator could not be created.
+    #[error("creating the first administrator: {0}")]
+    Bootstrap(crate::accounts::AccountError),
 }
 
 /// Writes a secret file readable only by its owner.
@@ -97,6 +110,7 @@ fn load_or_create_secret(
 /// A loaded, bound server. See the module documentation.
 pub struct Server {
     pub cfg: Arc<Config>,
+    pub accounts: Accounts,
     pub relay: Arc<Relay>,
     pub registry: prometheus::Registry,
     endpoint: quinn::Endpoint,
@@ -138,6 +152,31 @@ impl Server {
         let identity = tls::load_or_create_identity(&cfg.tls, &dir)?;
         let cert_sha256 = identity.sha256();
 
+        let db_path = if cfg.tickets.database.is_empty() {
+            dir.join("assist-relay.db")
+        } else {
+            PathBuf::from(&cfg.tickets.database)
+        };
+        let store = Store::open(&db_path)
+            .await
+            .map_err(|source| ServerError::Store {
+                path: db_path.clone(),
+                source,
+            })?;
+        let accounts = Accounts::new(store, clock.clone(), cfg.accounts.clone());
+        match accounts.bootstrap().await.map_err(ServerError::Bootstrap)? {
+            Bootstrap::Generated(password) => tracing::warn!(
+                login = "admin",
+                one_time_password = %password,
+                "created the first administrator; this password is shown once and must be changed at first login"
+            ),
+            Bootstrap::Configured => tracing::info!(
+                login = "admin",
+                "created the first administrator with the configured password"
+            ),
+            Bootstrap::Existing => {}
+        }
+
         let registry = prometheus::Registry::new();
         let cfg = Arc::new(cfg);
         let relay = Relay::new(
@@ -160,6 +199,7 @@ impl Server {
         let http = bind_tcp(cfg.server.http_listen, "HTTP API").await?;
         let metrics = bind_tcp(cfg.server.metrics_listen, "metrics").await?;
         let server = Server {
+            accounts,
             shutdown: relay.shutdown.clone(),
             cfg,
             relay,
@@ -216,6 +256,7 @@ impl Server {
         let cancel = self.shutdown.clone();
         let api = crate::api::router(crate::api::ApiState {
             relay: self.relay.clone(),
+            accounts: self.accounts.clone(),
             operator_key: self.operator_key.clone(),
             quic_advertise: self.advertised_quic(),
             cert_sha256: tls::fingerprint_hex(&self.cert_sha256),

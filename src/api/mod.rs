@@ -1,33 +1,49 @@
-//! The HTTP API (axum). Every error is `{"error": {"code": "...", "message": "..."}}` with its status, mapped
-//! in one place ([`ApiError`]'s `IntoResponse`). Routes:
-//! - `POST /api/v1/assist-sessions` (operator key): create a remote-assist session.
-//! - `GET /api/v1/assist-sessions/{id}`, `DELETE /api/v1/assist-sessions/{id}` (operator key).
+//! The HTTP API (axum), served under `/api/v1` with its OpenAPI 3 document at `/api/v1/openapi.json`.
+//!
+//! Every error is `{"error": {"code": "...", "message": "..."}}` with its status, mapped in one place
+//! ([`ApiError`] and its `From` impls). The handlers are thin: they check who calls ([`auth::Caller`]), parse,
+//! and call the services ([`crate::accounts`], [`crate::tickets`]), which own the SQL.
+//! - [`assist`]: remote-assist sessions with the service credential (operator key);
+//! - [`auth`]: login, logout, first-login setup (password change, phone binding);
+//! - [`admin`]: users, approval rules, the outbox, the device registry;
 //! - `GET /healthz` (alive), `GET /readyz` (accepting sessions).
 //!
 //! Metrics are served by [`metrics_router`] on their own listener.
 
+pub mod admin;
+pub mod assist;
+pub mod auth;
+pub mod openapi;
+
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::core::{EndReason, SessionId};
-use crate::protocol::{ErrorCode, ALPN};
+pub use assist::{CreatedSession, RelayInfo};
+
+use crate::accounts::{AccountError, Accounts};
+use crate::protocol::ErrorCode;
 use crate::relay::{Relay, RelayError};
+use crate::store::StoreError;
 
-/// Request bodies are capped at this size. The assist-session endpoints read no body, so nothing is refused
-/// today; `payload_too_large` (docs/PROTOCOL.md) is reserved for endpoints that will.
-const MAX_BODY: usize = 64 << 10;
+/// JSON request bodies are capped at this size (attachments have their own limit,
+/// `tickets.max_attachment_bytes`); a larger body is refused with 413 `payload_too_large`.
+pub const MAX_JSON_BODY: usize = 256 << 10;
+
+/// A request taking longer than this is answered 408 (streams of notifications are exempt).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared state of the API handlers.
 #[derive(Clone)]
 pub struct ApiState {
     pub relay: Arc<Relay>,
+    pub accounts: Accounts,
     pub operator_key: String,
     pub quic_advertise: String,
     pub cert_sha256: String,
@@ -37,25 +53,66 @@ pub struct ApiState {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: ErrorCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra fields beside `code` and `message` (e.g. `allowed` transitions).
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (docs/API.md lists them).
+    pub code: String,
+    /// For people.
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
+    }
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> ApiError {
+        self.details
+            .get_or_insert_with(Default::default)
+            .insert(key.to_owned(), value);
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            serde_json::json!({ "error": { "code": self.code.as_str(), "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut err = serde_json::Map::new();
+        err.insert("code".into(), self.code.into());
+        err.insert("message".into(), self.message.into());
+        if let Some(d) = self.details {
+            err.extend(d);
+        }
+        (self.status, Json(serde_json::json!({ "error": err }))).into_response()
     }
 }
 
@@ -66,133 +123,106 @@ impl From<RelayError> for ApiError {
             ErrorCode::SessionNotFound => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
         };
-        ApiError::new(status, e.code(), e.to_string())
+        ApiError::new(status, e.code().as_str(), e.to_string())
     }
 }
 
-fn rfc3339(t: SystemTime) -> String {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "database error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error (logged on the server)",
+        )
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> ApiError {
+        StoreError::Sql(e).into()
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> ApiError {
+        use AccountError as E;
+        let (status, code) = match &e {
+            E::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            E::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            E::WrongPassword => (StatusCode::FORBIDDEN, "wrong_password"),
+            E::WeakPassword(_) => (StatusCode::UNPROCESSABLE_ENTITY, "weak_password"),
+            E::BadVerification(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_verification_code"),
+            E::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            E::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            E::Taken(_) => (StatusCode::CONFLICT, "conflict"),
+            E::NoSuchUser => (StatusCode::NOT_FOUND, "not_found"),
+            E::Store(_) => {
+                let E::Store(s) = e else { unreachable!() };
+                return s.into();
+            }
+        };
+        let retry = if let E::RateLimited(s) = &e {
+            Some(*s)
+        } else {
+            None
+        };
+        let mut err = ApiError::new(status, code, e.to_string());
+        if let Some(s) = retry {
+            err = err.with("retry_after_secs", s.into());
+        }
+        err
+    }
+}
+
+/// A JSON body that answers malformed JSON with our error shape (422 `validation_failed` or 400).
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rej) => {
+                use axum::extract::rejection::JsonRejection as R;
+                let (status, code) = match &rej {
+                    R::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+                    R::MissingJsonContentType(_) => {
+                        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                    }
+                    _ if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+                    }
+                    _ => (StatusCode::BAD_REQUEST, "bad_request"),
+                };
+                Err(ApiError::new(status, code, rej.body_text()))
+            }
+        }
+    }
+}
+
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// Checks `Authorization: Bearer <operator key>`. Digests are compared, so the comparison takes the same
-/// time whatever the key.
-fn require_operator(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let digest = |s: &str| {
-        ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
-            .as_ref()
-            .to_vec()
-    };
-    if given.is_empty() || digest(given) != digest(&state.operator_key) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "operator key required",
-        ));
-    }
-    Ok(())
-}
-
-/// The reply to `POST /api/v1/assist-sessions`.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct CreatedSession {
-    pub session_id: String,
-    /// Digits only.
-    pub code: String,
-    /// For reading out: groups of four.
-    pub code_display: String,
-    pub code_expires_at: String,
-    pub technician_token: String,
-    pub relay: RelayInfo,
-}
-
-/// How to reach the relay.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct RelayInfo {
-    pub quic: String,
-    pub alpn: String,
-    pub cert_sha256: String,
-}
-
-async fn create_session(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    require_operator(&s, &headers)?;
-    let new = s.relay.create_session()?;
-    let body = CreatedSession {
-        session_id: new.id.to_string(),
-        code: new.code,
-        code_display: new.code_display,
-        code_expires_at: rfc3339(new.expires_at),
-        technician_token: new.technician_token,
-        relay: RelayInfo {
-            quic: s.quic_advertise.clone(),
-            alpn: String::from_utf8_lossy(ALPN).into_owned(),
-            cert_sha256: s.cert_sha256.clone(),
-        },
-    };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
-}
-
-fn session_id(raw: &str) -> Result<SessionId, ApiError> {
-    SessionId::parse(raw).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            "session id must be 32 hex digits",
-        )
-    })
-}
-
-async fn get_session(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    require_operator(&s, &headers)?;
-    let st = s
-        .relay
-        .session_state(session_id(&id)?)
-        .ok_or(RelayError::SessionNotFound)?;
-    Ok(Json(serde_json::json!({
-        "session_id": st.id.to_string(),
-        "created_at": rfc3339(st.created_at),
-        "code_expires_at": rfc3339(st.code_expires_at),
-        "state": if st.paired { "paired" } else { "waiting" },
-    }))
-    .into_response())
-}
-
-async fn end_session(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    require_operator(&s, &headers)?;
-    if s.relay
-        .end_session(session_id(&id)?, EndReason::ByOperator)
-        .await
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(RelayError::SessionNotFound.into())
-    }
-}
-
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Object)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Readiness: 503 while shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = Object), (status = 503, body = ErrorBody)))]
 async fn readyz(State(s): State<ApiState>) -> Response {
     if s.relay.shutdown.is_cancelled() {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::GoingAway,
+            ErrorCode::GoingAway.as_str(),
             "shutting down",
         )
         .into_response()
@@ -203,17 +233,13 @@ async fn readyz(State(s): State<ApiState>) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        ErrorCode::BadRequest,
-        "no such endpoint",
-    )
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::BadRequest,
+        "method_not_allowed",
         "method not allowed here",
     )
 }
@@ -221,19 +247,24 @@ async fn method_not_allowed() -> ApiError {
 /// The API router.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route(
-            "/api/v1/assist-sessions",
-            axum::routing::post(create_session),
-        )
+        .route("/api/v1/assist-sessions", post(assist::create_session))
         .route(
             "/api/v1/assist-sessions/{id}",
-            get(get_session).delete(end_session),
+            get(assist::get_session).delete(assist::end_session),
         )
+        .merge(auth::routes())
+        .merge(admin::routes())
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
 }
 
