@@ -14,6 +14,7 @@ pub mod admin;
 pub mod assist;
 pub mod auth;
 pub mod openapi;
+pub mod tickets;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -254,6 +255,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .merge(auth::routes())
         .merge(admin::routes())
+        .merge(tickets::routes())
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -1,6 +1,8 @@
 //! A real relay on loopback port 0 with a manual clock, and helpers to join it as either role.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod api;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +58,7 @@ impl TestRelay {
         ] {
             *a = Some("127.0.0.1:0".parse().unwrap());
         }
+        layer.accounts.bootstrap_password = Some(api::ADMIN_PASSWORD.to_string());
         tweak(&mut layer);
         let clock = ManualClock::new();
         let server = Server::load_with_clock(layer.resolve().unwrap(), Arc::new(clock.clone()))
@@ -80,6 +83,11 @@ impl TestRelay {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         relay
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
     }
 
     pub async fn create(&self) -> CreatedSession {

@@ -1,0 +1,160 @@
+//! Accounts over real HTTP against a real server and SQLite file: bootstrap, login by employee id or e-mail,
+//! first-login enforcement, logout, limits, and administration.
+
+mod common;
+
+use common::api::{self, ADMIN_PASSWORD, PASSWORD};
+use common::*;
+use serde_json::json;
+
+fn code_of(v: &serde_json::Value) -> Option<&str> {
+    v["error"]["code"].as_str()
+}
+
+#[tokio::test]
+async fn first_login_forces_a_password_change_and_a_phone_binding() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let a = api::session(&relay.api, "admin", ADMIN_PASSWORD).await;
+        assert_eq!(a.user["must_change_password"], true);
+        // Every other endpoint answers setup_required until both steps are done.
+        let (s, v) = a.get("/api/v1/users").await;
+        assert_eq!((s, code_of(&v)), (403, Some("setup_required")));
+        assert!(v["error"]["message"].as_str().unwrap().contains("password"));
+        let change = |old: &str, new: &str| json!({ "old_password": old, "new_password": new });
+        let (s, v) = a
+            .post("/api/v1/auth/password", change("wrong-one-here", PASSWORD))
+            .await;
+        assert_eq!((s, code_of(&v)), (403, Some("wrong_password")));
+        let (s, v) = a
+            .post("/api/v1/auth/password", change(ADMIN_PASSWORD, "short"))
+            .await;
+        assert_eq!((s, code_of(&v)), (422, Some("weak_password")));
+        let (s, _) = a
+            .post("/api/v1/auth/password", change(ADMIN_PASSWORD, PASSWORD))
+            .await;
+        assert_eq!(s, 204);
+        let (s, v) = a.get("/api/v1/users").await;
+        assert_eq!(s, 403);
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("phone"),
+            "{v}"
+        );
+        // A wrong code counts; the right one (read from the outbox) completes the setup.
+        let (s, _) = a
+            .post(
+                "/api/v1/auth/phone",
+                json!({ "phone": "+86 138 0000 0000" }),
+            )
+            .await;
+        assert_eq!(s, 202);
+        let (s, v) = a
+            .post("/api/v1/auth/phone/verify", json!({ "code": "000000x" }))
+            .await;
+        assert_eq!((s, code_of(&v)), (422, Some("bad_verification_code")));
+        let (_, msgs) = a.get(&format!("/api/v1/outbox?user_id={}", a.id())).await;
+        let body = msgs[0]["body"].as_str().unwrap();
+        let code = body.split_whitespace().find(|w| w.len() == 6).unwrap();
+        let (s, _) = a
+            .post("/api/v1/auth/phone/verify", json!({ "code": code }))
+            .await;
+        assert_eq!(s, 204);
+        let (s, v) = a.get("/api/v1/users").await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v[0]["phone_verified"], true);
+        // The old password no longer works; the new one does, by employee id.
+        assert_eq!(api::login(&relay.api, "admin", ADMIN_PASSWORD).await.0, 401);
+        assert_eq!(api::login(&relay.api, "admin", PASSWORD).await.0, 200);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn login_by_employee_id_or_email_logout_and_disable() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let admin = api::admin(&relay).await;
+        let tech = api::user(&admin, "t100", "technician").await;
+        // By e-mail, in any case.
+        let (s, v) = api::login(&relay.api, "T100@Example.com", PASSWORD).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["setup_required"], serde_json::Value::Null);
+        // Wrong password and unknown user look the same.
+        let (s1, v1) = api::login(&relay.api, "t100", "wrong password!").await;
+        let (s2, v2) = api::login(&relay.api, "nobody", "wrong password!").await;
+        assert_eq!((s1, code_of(&v1)), (401, Some("bad_credentials")));
+        assert_eq!((s2, code_of(&v2)), (401, Some("bad_credentials")));
+        assert_eq!(v1["error"]["message"], v2["error"]["message"]);
+        // Logout revokes the token.
+        let (s, _) = tech.post("/api/v1/auth/logout", json!({})).await;
+        assert_eq!(s, 204);
+        let (s, v) = tech.get("/api/v1/auth/me").await;
+        assert_eq!((s, code_of(&v)), (401, Some("unauthorized")));
+        // A disabled user cannot log in, and its sessions end.
+        let t2 = api::session(&relay.api, "t100", PASSWORD).await;
+        let (s, _) = admin
+            .patch(&format!("/api/v1/users/{}", t2.id()), json!({ "disabled": true }))
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(t2.get("/api/v1/auth/me").await.0, 401);
+        assert_eq!(api::login(&relay.api, "t100", PASSWORD).await.0, 401);
+        // Reset password: a one-time password that must be changed.
+        admin
+            .patch(&format!("/api/v1/users/{}", t2.id()), json!({ "disabled": false }))
+            .await;
+        let (s, v) = admin
+            .post(&format!("/api/v1/users/{}/reset-password", t2.id()), json!({}))
+            .await;
+        assert_eq!(s, 200);
+        let otp = v["one_time_password"].as_str().unwrap();
+        let (s, v) = api::login(&relay.api, "t100", otp).await;
+        assert_eq!(s, 200);
+        assert!(v["setup_required"].as_str().unwrap().contains("password"));
+        // Duplicates and bad fields.
+        let (s, v) = admin
+            .post(
+                "/api/v1/users",
+                json!({ "employee_id": "t100", "name": "x", "role": "technician", "password": "long enough pw" }),
+            )
+            .await;
+        assert_eq!((s, code_of(&v)), (409, Some("conflict")));
+        let (s, v) = admin
+            .post("/api/v1/users", json!({ "employee_id": "x", "name": "x", "role": "wizard", "password": "long enough pw" }))
+            .await;
+        assert_eq!((s, code_of(&v)), (422, Some("validation_failed")));
+        // Non-administrators cannot create users.
+        let sup = api::user(&admin, "s1", "supervisor").await;
+        let (s, v) = sup
+            .post("/api/v1/users", json!({ "employee_id": "x2", "name": "x", "role": "administrator", "password": "long enough pw" }))
+            .await;
+        assert_eq!((s, code_of(&v)), (403, Some("forbidden")));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited_per_account() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start_with(|l| {
+            l.accounts.auth_failure_burst = Some(3);
+            l.accounts.auth_failures_per_min = Some(1.0);
+        })
+        .await;
+        for _ in 0..3 {
+            assert_eq!(
+                api::login(&relay.api, "admin", "wrong password!").await.0,
+                401
+            );
+        }
+        let (s, v) = api::login(&relay.api, "admin", ADMIN_PASSWORD).await;
+        assert_eq!((s, code_of(&v)), (429, Some("rate_limited")));
+        assert!(v["error"]["retry_after_secs"].as_u64().unwrap() >= 1);
+        // Time heals (the relay's clock is injected).
+        relay.clock.advance(std::time::Duration::from_secs(60));
+        assert_eq!(api::login(&relay.api, "admin", ADMIN_PASSWORD).await.0, 200);
+    })
+    .await
+    .unwrap();
+}
