@@ -39,4 +39,5 @@ pub mod protocol;
 pub mod relay;
 pub mod server;
 pub mod store;
+pub mod tickets;
 pub mod transport;

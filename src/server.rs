@@ -28,6 +28,8 @@ use crate::metrics::RelayMetrics;
 use crate::protocol::ErrorCode;
 use crate::relay::Relay;
 use crate::store::Store;
+use crate::tickets::desk::Desk;
+use crate::tickets::notify::Hub;
 use crate::transport::{quic, tls, varint};
 
 /// After `server.shutdown_grace`, how long the last closes and HTTP requests get before they are cut.
@@ -111,6 +113,7 @@ fn load_or_create_secret(
 pub struct Server {
     pub cfg: Arc<Config>,
     pub accounts: Accounts,
+    pub desk: Desk,
     pub relay: Arc<Relay>,
     pub registry: prometheus::Registry,
     endpoint: quinn::Endpoint,
@@ -181,7 +184,7 @@ impl Server {
         let cfg = Arc::new(cfg);
         let relay = Relay::new(
             cfg.clone(),
-            clock,
+            clock.clone(),
             token_secret.as_bytes(),
             RelayMetrics::register(&registry),
         );
@@ -198,7 +201,15 @@ impl Server {
         };
         let http = bind_tcp(cfg.server.http_listen, "HTTP API").await?;
         let metrics = bind_tcp(cfg.server.metrics_listen, "metrics").await?;
+        let desk = Desk {
+            store: accounts.store.clone(),
+            clock: clock.clone(),
+            zone: crate::store::parse_utc_offset(&cfg.tickets.time_zone)
+                .expect("validated with the config"),
+            hub: Hub::default(),
+        };
         let server = Server {
+            desk,
             accounts,
             shutdown: relay.shutdown.clone(),
             cfg,
@@ -257,12 +268,17 @@ impl Server {
         let api = crate::api::router(crate::api::ApiState {
             relay: self.relay.clone(),
             accounts: self.accounts.clone(),
+            desk: self.desk.clone(),
             operator_key: self.operator_key.clone(),
             quic_advertise: self.advertised_quic(),
             cert_sha256: tls::fingerprint_hex(&self.cert_sha256),
         });
         let metrics = crate::api::metrics_router(self.registry.clone());
         self.relay.spawn_sweeper();
+        tokio::spawn(crate::api::tickets::write_back_sessions(
+            self.desk.clone(),
+            self.relay.subscribe_ended(),
+        ));
         let http = tokio::spawn(
             axum::serve(
                 self.http,

@@ -6,6 +6,8 @@
 //! - [`assist`]: remote-assist sessions with the service credential (operator key);
 //! - [`auth`]: login, logout, first-login setup (password change, phone binding);
 //! - [`admin`]: users, approval rules, the outbox, the device registry;
+//! - [`tickets`]: tickets, their workflow, messages, records, audit, remote assistance from a ticket;
+//! - [`notify`]: notifications, listed and streamed (Server-Sent Events);
 //! - `GET /healthz` (alive), `GET /readyz` (accepting sessions).
 //!
 //! Metrics are served by [`metrics_router`] on their own listener.
@@ -13,6 +15,7 @@
 pub mod admin;
 pub mod assist;
 pub mod auth;
+pub mod notify;
 pub mod openapi;
 pub mod tickets;
 
@@ -45,6 +48,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ApiState {
     pub relay: Arc<Relay>,
     pub accounts: Accounts,
+    pub desk: crate::tickets::desk::Desk,
     pub operator_key: String,
     pub quic_advertise: String,
     pub cert_sha256: String,
@@ -256,6 +260,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(tickets::routes())
+        .merge(notify::routes())
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

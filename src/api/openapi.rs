@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, assist, auth};
+use super::{admin, assist, auth, notify, tickets};
 
 struct Security;
 
@@ -42,6 +42,10 @@ impl Modify for Security {
         auth::login, auth::logout, auth::me, auth::change_password, auth::bind_phone, auth::verify_phone,
         admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::reset_password,
         admin::get_rules, admin::put_rules, admin::outbox, admin::list_devices, admin::create_device,
+        tickets::create, tickets::list, tickets::get_one, tickets::approve, tickets::assign, tickets::set_status,
+        tickets::messages, tickets::add_message, tickets::records, tickets::add_record, tickets::audit,
+        tickets::assist,
+        notify::list, notify::mark_read, notify::stream,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail))
 )]

@@ -1,9 +1,43 @@
-//! Tickets: numbering, workflow, messages, processing records, audit, and remote assistance from a ticket.
+//! Tickets over HTTP: the report form, lists, the workflow, messages, processing records, the audit log,
+//! and remote assistance from a ticket. Customers see only their own tickets (others are 404); staff see
+//! all. The workflow itself is decided in [`crate::tickets`].
+//! - `POST/GET /api/v1/tickets`, `GET /api/v1/tickets/{id}`;
+//! - `POST /api/v1/tickets/{id}/approve` and `/assign` (supervisors), `/status` (assignee or reporter);
+//! - `GET/POST /api/v1/tickets/{id}/messages`, `/records`; `GET /api/v1/tickets/{id}/audit` (staff);
+//! - `POST /api/v1/tickets/{id}/assist` (the assignee): a relay session bound to the ticket.
 
-use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 
+use super::assist::{created_body, CreatedSession};
 use super::auth::Caller;
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, ErrorBody, JsonBody};
+use crate::accounts::Role;
+use crate::relay::SessionSummary;
+use crate::tickets::desk::{
+    AuditEntry, Desk, DeskError, Message, NewTicket, Page, Record, Ticket, TicketFilter,
+};
+use crate::tickets::Status;
+
+impl From<DeskError> for ApiError {
+    fn from(e: DeskError) -> ApiError {
+        match e {
+            DeskError::NotFound => ApiError::not_found("ticket"),
+            DeskError::Invalid(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", m)
+            }
+            DeskError::Forbidden(m) => ApiError::forbidden(m),
+            DeskError::Transition { message, allowed } => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", message)
+                    .with("allowed", serde_json::to_value(allowed).unwrap_or_default())
+            }
+            DeskError::Store(s) => s.into(),
+        }
+    }
+}
 
 /// Whether `c` may read (`write == false`) or add to (`write == true`) ticket `id`: staff may read every
 /// ticket and add to it; a customer only its own tickets. A ticket the caller may not see is "not found".
@@ -12,18 +46,320 @@ pub(crate) async fn ticket_access(
     c: &Caller,
     id: i64,
     write: bool,
-) -> Result<(), ApiError> {
+) -> Result<Ticket, ApiError> {
     let _ = write;
-    let row: Option<(i64,)> = sqlx::query_as("SELECT reporter_id FROM tickets WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&s.accounts.store.pool)
+    let t = s.desk.get(id).await?;
+    if c.role().is_staff() || t.reporter_id == c.id() {
+        Ok(t)
+    } else {
+        Err(ApiError::not_found("ticket"))
+    }
+}
+
+/// Files a ticket (any logged-in user; the caller is the reporter).
+#[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
+    request_body = NewTicket,
+    responses((status = 201, body = Ticket), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn create(
+    State(s): State<ApiState>,
+    c: Caller,
+    JsonBody(t): JsonBody<NewTicket>,
+) -> Result<(StatusCode, Json<Ticket>), ApiError> {
+    Ok((StatusCode::CREATED, Json(s.desk.create(&c.user, &t).await?)))
+}
+
+/// Lists tickets, newest first (customers: only their own).
+#[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
+    params(TicketFilter),
+    responses((status = 200, body = Page<Ticket>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn list(
+    State(s): State<ApiState>,
+    c: Caller,
+    q: Result<Query<TicketFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<Ticket>>, ApiError> {
+    let Query(f) = q.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            e.body_text(),
+        )
+    })?;
+    let only = (!c.role().is_staff()).then_some(c.id());
+    let max = s.relay.cfg.tickets.max_page_size;
+    Ok(Json(s.desk.list(&f, only, max).await?))
+}
+
+/// One ticket.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Ticket), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_one(
+    State(s): State<ApiState>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Ticket>, ApiError> {
+    Ok(Json(ticket_access(&s, &c, id, false).await?))
+}
+
+/// Approves a ticket awaiting approval (supervisors).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/approve", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Ticket), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn approve(
+    State(s): State<ApiState>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Ticket>, ApiError> {
+    c.require(Role::Supervisor)?;
+    Ok(Json(s.desk.approve(&c.user, id).await?))
+}
+
+/// `POST /api/v1/tickets/{id}/assign`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assign {
+    pub assignee_id: i64,
+}
+
+/// Assigns or reassigns a ticket (supervisors).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/assign", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = Assign,
+    responses((status = 200, body = Ticket), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn assign(
+    State(s): State<ApiState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    JsonBody(a): JsonBody<Assign>,
+) -> Result<Json<Ticket>, ApiError> {
+    c.require(Role::Supervisor)?;
+    Ok(Json(s.desk.assign(&c.user, id, a.assignee_id).await?))
+}
+
+/// `POST /api/v1/tickets/{id}/status`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    /// `in_progress` (start, or the reporter's "not solved"), `awaiting_confirmation`, `done`.
+    pub status: Status,
+    /// Required when the reporter says it is not solved.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Moves a ticket along its workflow; an illegal change is 409 `invalid_transition` with `allowed`.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/status", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = StatusChange,
+    responses((status = 200, body = Ticket), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn set_status(
+    State(s): State<ApiState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    JsonBody(b): JsonBody<StatusChange>,
+) -> Result<Json<Ticket>, ApiError> {
+    ticket_access(&s, &c, id, true).await?;
+    Ok(Json(
+        s.desk
+            .set_status(&c.user, id, b.status, b.reason.as_deref())
+            .await?,
+    ))
+}
+
+/// `POST /api/v1/tickets/{id}/messages`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub body: String,
+    /// An internal note (staff only; customers never see it).
+    #[serde(default)]
+    pub internal: bool,
+}
+
+/// Messages of a ticket (customers do not see internal notes).
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/messages", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = [Message]), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn messages(
+    State(s): State<ApiState>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<Message>>, ApiError> {
+    ticket_access(&s, &c, id, false).await?;
+    Ok(Json(s.desk.messages(id, c.role().is_staff()).await?))
+}
+
+/// Adds a message or an internal note.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/messages", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = NewMessage,
+    responses((status = 201, body = Message), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn add_message(
+    State(s): State<ApiState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    JsonBody(m): JsonBody<NewMessage>,
+) -> Result<(StatusCode, Json<Message>), ApiError> {
+    ticket_access(&s, &c, id, true).await?;
+    let msg = s.desk.add_message(&c.user, id, &m.body, m.internal).await?;
+    Ok((StatusCode::CREATED, Json(msg)))
+}
+
+/// `POST /api/v1/tickets/{id}/records`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecord {
+    #[serde(default)]
+    pub steps: String,
+    #[serde(default)]
+    pub solution: String,
+}
+
+/// Processing records of a ticket.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/records", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = [Record]), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn records(
+    State(s): State<ApiState>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<Record>>, ApiError> {
+    ticket_access(&s, &c, id, false).await?;
+    Ok(Json(s.desk.records(id).await?))
+}
+
+/// Adds a processing record (the assignee or a supervisor).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/records", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = NewRecord,
+    responses((status = 201, body = Record), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn add_record(
+    State(s): State<ApiState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    JsonBody(r): JsonBody<NewRecord>,
+) -> Result<(StatusCode, Json<Record>), ApiError> {
+    c.require(Role::Technician)?;
+    let rec = s
+        .desk
+        .add_record(Some(&c.user), id, "process", &r.steps, &r.solution, "")
         .await?;
-    match row {
-        Some((reporter,)) if c.role().is_staff() || reporter == c.id() => Ok(()),
-        _ => Err(ApiError::not_found("ticket")),
+    Ok((StatusCode::CREATED, Json(rec)))
+}
+
+/// The audit log of a ticket (staff).
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/audit", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = [AuditEntry]), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn audit(
+    State(s): State<ApiState>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    c.require(Role::Technician)?;
+    s.desk.get(id).await?;
+    Ok(Json(s.desk.audit_log(id).await?))
+}
+
+/// A remote-assistance session started from a ticket.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TicketAssist {
+    pub ticket_id: i64,
+    #[serde(flatten)]
+    pub session: CreatedSession,
+}
+
+/// Starts remote assistance from a ticket (its assignee): a 10-minute code for the customer and the
+/// technician's join token. An assigned ticket moves to in progress. Start and end are written to the
+/// ticket's processing records.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/assist", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 201, body = TicketAssist), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub(crate) async fn assist(
+    State(s): State<ApiState>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<TicketAssist>), ApiError> {
+    c.require(Role::Technician)?;
+    let t = s.desk.get(id).await?;
+    if t.assignee_id != Some(c.id()) {
+        return Err(ApiError::forbidden(
+            "only the ticket's assignee starts remote assistance from it",
+        ));
+    }
+    match t.status {
+        Status::Assigned => {
+            s.desk
+                .set_status(&c.user, id, Status::InProgress, None)
+                .await?;
+        }
+        Status::InProgress => {}
+        other => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_transition",
+                format!("remote assistance needs an assigned or in-progress ticket, not {other}"),
+            ))
+        }
+    }
+    let new = s.relay.create_session()?;
+    let session = created_body(&s, new);
+    s.desk
+        .link_assist(&c.user, id, &session.session_id, &session.code_expires_at)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TicketAssist {
+            ticket_id: id,
+            session,
+        }),
+    ))
+}
+
+/// Writes each ended session that came from a ticket back to its processing records, until the relay
+/// shuts down.
+pub async fn write_back_sessions(
+    desk: Desk,
+    mut ended: tokio::sync::broadcast::Receiver<SessionSummary>,
+) {
+    loop {
+        match ended.recv().await {
+            Ok(summary) => {
+                if let Err(e) = desk.assist_ended(&summary).await {
+                    tracing::warn!(error = %e, session = %summary.id, "could not record the session's end");
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "session summaries missed (too many ended at once)"
+                );
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
+        .route("/api/v1/tickets", post(create).get(list))
+        .route("/api/v1/tickets/{id}", get(get_one))
+        .route("/api/v1/tickets/{id}/approve", post(approve))
+        .route("/api/v1/tickets/{id}/assign", post(assign))
+        .route("/api/v1/tickets/{id}/status", post(set_status))
+        .route(
+            "/api/v1/tickets/{id}/messages",
+            get(messages).post(add_message),
+        )
+        .route(
+            "/api/v1/tickets/{id}/records",
+            get(records).post(add_record),
+        )
+        .route("/api/v1/tickets/{id}/audit", get(audit))
+        .route("/api/v1/tickets/{id}/assist", post(assist))
 }

@@ -45,6 +45,11 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
+    /// The connection to run statements on.
+    pub fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.tx
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())
