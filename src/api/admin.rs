@@ -61,7 +61,7 @@ pub(crate) async fn get_user(
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path)), request_body = UserPatch,
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn update_user(
     State(s): State<ApiState>,
     c: Caller,
@@ -92,13 +92,20 @@ pub struct ResetPassword {
 #[utoipa::path(post, path = "/api/v1/users/{id}/reset-password", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = ResetPassword), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn reset_password(
     State(s): State<ApiState>,
     c: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<ResetPassword>, ApiError> {
     c.require_admin()?;
+    if id == c.id() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "change your own password with POST /api/v1/auth/password",
+        ));
+    }
     Ok(Json(ResetPassword {
         one_time_password: s.accounts.reset_password(id).await?,
     }))

@@ -35,7 +35,7 @@ pub struct NotificationQuery {
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", security(("bearer" = [])),
     params(NotificationQuery),
     responses((status = 200, body = [Notification]), (status = 401, body = ErrorBody)))]
-pub(crate) async fn list(
+pub(crate) async fn list_notifications(
     State(s): State<ApiState>,
     c: Caller,
     Query(q): Query<NotificationQuery>,
@@ -51,7 +51,7 @@ pub(crate) async fn list(
 #[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn mark_read(
+pub(crate) async fn mark_notification_read(
     State(s): State<ApiState>,
     c: Caller,
     Path(id): Path<i64>,
@@ -67,7 +67,7 @@ pub(crate) async fn mark_read(
 #[utoipa::path(get, path = "/api/v1/notifications/stream", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, description = "text/event-stream of `notification` events",
         content_type = "text/event-stream", body = String), (status = 401, body = ErrorBody)))]
-pub(crate) async fn stream(
+pub(crate) async fn stream_notifications(
     State(s): State<ApiState>,
     c: Caller,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
@@ -101,7 +101,10 @@ pub(crate) async fn stream(
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/api/v1/notifications", get(list))
-        .route("/api/v1/notifications/{id}/read", post(mark_read))
-        .route("/api/v1/notifications/stream", get(stream))
+        .route("/api/v1/notifications", get(list_notifications))
+        .route(
+            "/api/v1/notifications/{id}/read",
+            post(mark_notification_read),
+        )
+        .route("/api/v1/notifications/stream", get(stream_notifications))
 }

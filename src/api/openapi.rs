@@ -8,8 +8,57 @@ use super::{admin, assist, auth, notify, tickets};
 
 struct Security;
 
+/// Error answers every operation may give, added to each operation that does not list them itself: any
+/// request may be malformed (400: a path or query parameter of the wrong type), unauthenticated (401), or
+/// fail on the server (500); one with a body may be too large (413), not JSON (415) or not valid (422).
+fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, ResponseBuilder};
+    let error = || -> RefOr<utoipa::openapi::Response> {
+        ResponseBuilder::new()
+            .description("an error: `{\"error\": {\"code\", \"message\"}}`")
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+            .into()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let public = matches!(path.as_str(), "/healthz" | "/readyz" | "/api/v1/auth/login");
+        let ops = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in ops.into_iter().flatten() {
+            let has_body = op.request_body.is_some();
+            let mut codes = vec!["400", "500"];
+            if !public {
+                codes.push("401");
+            }
+            if has_body {
+                codes.extend(["413", "415", "422"]);
+            }
+            if path.contains('{') {
+                codes.push("404");
+            }
+            for c in codes {
+                op.responses
+                    .responses
+                    .entry(c.to_string())
+                    .or_insert_with(error);
+            }
+        }
+    }
+}
+
 impl Modify for Security {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        add_common_errors(doc);
         let c = doc.components.get_or_insert_with(Default::default);
         c.add_security_scheme(
             "bearer",
@@ -42,10 +91,10 @@ impl Modify for Security {
         auth::login, auth::logout, auth::me, auth::change_password, auth::bind_phone, auth::verify_phone,
         admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::reset_password,
         admin::get_rules, admin::put_rules, admin::outbox, admin::list_devices, admin::create_device,
-        tickets::create, tickets::list, tickets::get_one, tickets::approve, tickets::assign, tickets::set_status,
-        tickets::messages, tickets::add_message, tickets::records, tickets::add_record, tickets::audit,
-        tickets::assist,
-        notify::list, notify::mark_read, notify::stream,
+        tickets::create_ticket, tickets::list_tickets, tickets::get_ticket, tickets::approve_ticket, tickets::assign_ticket, tickets::set_ticket_status,
+        tickets::list_messages, tickets::add_message, tickets::list_records, tickets::add_record, tickets::ticket_audit,
+        tickets::assist_from_ticket,
+        notify::list_notifications, notify::mark_notification_read, notify::stream_notifications,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail))
 )]

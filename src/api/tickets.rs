@@ -60,7 +60,7 @@ pub(crate) async fn ticket_access(
 #[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
     request_body = NewTicket,
     responses((status = 201, body = Ticket), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(crate) async fn create(
+pub(crate) async fn create_ticket(
     State(s): State<ApiState>,
     c: Caller,
     JsonBody(t): JsonBody<NewTicket>,
@@ -73,7 +73,7 @@ pub(crate) async fn create(
     params(TicketFilter),
     responses((status = 200, body = Page<Ticket>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(crate) async fn list(
+pub(crate) async fn list_tickets(
     State(s): State<ApiState>,
     c: Caller,
     q: Result<Query<TicketFilter>, axum::extract::rejection::QueryRejection>,
@@ -94,7 +94,7 @@ pub(crate) async fn list(
 #[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = Ticket), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn get_one(
+pub(crate) async fn get_ticket(
     State(s): State<ApiState>,
     c: Caller,
     Path(id): Path<i64>,
@@ -107,7 +107,7 @@ pub(crate) async fn get_one(
     params(("id" = i64, Path)),
     responses((status = 200, body = Ticket), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub(crate) async fn approve(
+pub(crate) async fn approve_ticket(
     State(s): State<ApiState>,
     c: Caller,
     Path(id): Path<i64>,
@@ -128,7 +128,7 @@ pub struct Assign {
     params(("id" = i64, Path)), request_body = Assign,
     responses((status = 200, body = Ticket), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(crate) async fn assign(
+pub(crate) async fn assign_ticket(
     State(s): State<ApiState>,
     c: Caller,
     Path(id): Path<i64>,
@@ -154,7 +154,7 @@ pub struct StatusChange {
     params(("id" = i64, Path)), request_body = StatusChange,
     responses((status = 200, body = Ticket), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(crate) async fn set_status(
+pub(crate) async fn set_ticket_status(
     State(s): State<ApiState>,
     c: Caller,
     Path(id): Path<i64>,
@@ -182,7 +182,7 @@ pub struct NewMessage {
 #[utoipa::path(get, path = "/api/v1/tickets/{id}/messages", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = [Message]), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn messages(
+pub(crate) async fn list_messages(
     State(s): State<ApiState>,
     c: Caller,
     Path(id): Path<i64>,
@@ -221,7 +221,7 @@ pub struct NewRecord {
 #[utoipa::path(get, path = "/api/v1/tickets/{id}/records", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = [Record]), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn records(
+pub(crate) async fn list_records(
     State(s): State<ApiState>,
     c: Caller,
     Path(id): Path<i64>,
@@ -254,7 +254,7 @@ pub(crate) async fn add_record(
     params(("id" = i64, Path)),
     responses((status = 200, body = [AuditEntry]), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn audit(
+pub(crate) async fn ticket_audit(
     State(s): State<ApiState>,
     c: Caller,
     Path(id): Path<i64>,
@@ -280,7 +280,7 @@ pub struct TicketAssist {
     responses((status = 201, body = TicketAssist), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-pub(crate) async fn assist(
+pub(crate) async fn assist_from_ticket(
     State(s): State<ApiState>,
     c: Caller,
     Path(id): Path<i64>,
@@ -347,19 +347,19 @@ pub async fn write_back_sessions(
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/api/v1/tickets", post(create).get(list))
-        .route("/api/v1/tickets/{id}", get(get_one))
-        .route("/api/v1/tickets/{id}/approve", post(approve))
-        .route("/api/v1/tickets/{id}/assign", post(assign))
-        .route("/api/v1/tickets/{id}/status", post(set_status))
+        .route("/api/v1/tickets", post(create_ticket).get(list_tickets))
+        .route("/api/v1/tickets/{id}", get(get_ticket))
+        .route("/api/v1/tickets/{id}/approve", post(approve_ticket))
+        .route("/api/v1/tickets/{id}/assign", post(assign_ticket))
+        .route("/api/v1/tickets/{id}/status", post(set_ticket_status))
         .route(
             "/api/v1/tickets/{id}/messages",
-            get(messages).post(add_message),
+            get(list_messages).post(add_message),
         )
         .route(
             "/api/v1/tickets/{id}/records",
-            get(records).post(add_record),
+            get(list_records).post(add_record),
         )
-        .route("/api/v1/tickets/{id}/audit", get(audit))
-        .route("/api/v1/tickets/{id}/assist", post(assist))
+        .route("/api/v1/tickets/{id}/audit", get(ticket_audit))
+        .route("/api/v1/tickets/{id}/assist", post(assist_from_ticket))
 }

@@ -28,7 +28,8 @@ macro_rules! word_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $w:literal),* $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        pub enum $name { $($(#[$vm])* #[serde(rename = $w)] $v,)* }
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $v,)* }
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$v,)*];
             pub fn as_str(self) -> &'static str { match self { $($name::$v => $w,)* } }
@@ -183,6 +184,19 @@ mod tests {
             phone_verified: true,
             disabled: false,
             created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn wire_words_are_the_snake_case_names() {
+        for k in Kind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for p in Priority::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+        for s in Status::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
     }
 
