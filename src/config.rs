@@ -167,6 +167,9 @@ section! {
         /// Service credential for automation (Authorization: Bearer KEY). Empty: read `operator.key` from the
         /// data directory, creating a random one on first start.
         operator_key: String = String::new(), env = "ASSIST_RELAY_OPERATOR_KEY";
+        /// Run the QUIC relay. `false` (or `serve --no-relay`) serves only the HTTP API (tickets, accounts,
+        /// knowledge base); creating remote-assist sessions then answers 503 `relay_disabled`.
+        relay_enabled: bool = true, env = "ASSIST_RELAY_RELAY_ENABLED";
         /// How long connected peers get to finish after SIGINT/SIGTERM before the process exits.
         shutdown_grace: Dur = Dur(Duration::from_secs(5)), env = "ASSIST_RELAY_SHUTDOWN_GRACE";
     }

@@ -28,6 +28,10 @@ enum Cmd {
         /// TOML config file (see config/assist-relay.example.toml); flags and environment override it.
         #[arg(long, env = "ASSIST_RELAY_CONFIG")]
         config: Option<PathBuf>,
+        /// Serve only the HTTP API (tickets, accounts, knowledge base), without the QUIC relay (the same as
+        /// `--relay-enabled false`).
+        #[arg(long)]
+        no_relay: bool,
         #[command(flatten)]
         layer: Box<ConfigLayer>,
     },
@@ -89,7 +93,16 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.cmd {
-        Cmd::Serve { config, layer } => serve(config, *layer).await,
+        Cmd::Serve {
+            config,
+            no_relay,
+            mut layer,
+        } => {
+            if no_relay {
+                layer.server.relay_enabled = Some(false);
+            }
+            serve(config, *layer).await
+        }
         // Ctrl-C or SIGTERM ends a demo client's session cleanly instead of leaving the other side waiting.
         Cmd::Technician(args) => technician::run(args, wait_for_signal())
             .await

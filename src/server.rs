@@ -116,7 +116,7 @@ pub struct Server {
     pub desk: Desk,
     pub relay: Arc<Relay>,
     pub registry: prometheus::Registry,
-    endpoint: quinn::Endpoint,
+    endpoint: Option<quinn::Endpoint>,
     http: TcpListener,
     metrics: TcpListener,
     cert_sha256: [u8; 32],
@@ -189,7 +189,11 @@ impl Server {
             RelayMetrics::register(&registry),
         );
 
-        let endpoint = quic::bind(&cfg, &identity)?;
+        let endpoint = if cfg.server.relay_enabled {
+            Some(quic::bind(&cfg, &identity)?)
+        } else {
+            None
+        };
         let bind_tcp = |addr: SocketAddr, what: &'static str| async move {
             TcpListener::bind(addr)
                 .await
@@ -222,7 +226,7 @@ impl Server {
             operator_key,
         };
         tracing::info!(
-            quic = %server.quic_addr(),
+            quic = %server.quic_addr().map_or("disabled".to_string(), |a| a.to_string()),
             http = %server.http_addr(),
             metrics = %server.metrics_addr(),
             cert_sha256 = %tls::fingerprint_hex(&cert_sha256),
@@ -232,8 +236,11 @@ impl Server {
         Ok(server)
     }
 
-    pub fn quic_addr(&self) -> SocketAddr {
-        self.endpoint.local_addr().expect("bound socket")
+    /// The bound QUIC address (`None` when the relay is disabled).
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        self.endpoint
+            .as_ref()
+            .map(|e| e.local_addr().expect("bound socket"))
     }
     pub fn http_addr(&self) -> SocketAddr {
         self.http.local_addr().expect("bound socket")
@@ -256,7 +263,7 @@ impl Server {
     /// The relay address handed to clients.
     pub fn advertised_quic(&self) -> String {
         if self.cfg.server.quic_advertise.is_empty() {
-            format!("127.0.0.1:{}", self.quic_addr().port())
+            format!("127.0.0.1:{}", self.quic_addr().map_or(0, |a| a.port()))
         } else {
             self.cfg.server.quic_advertise.clone()
         }
@@ -292,9 +299,23 @@ impl Server {
                 .with_graceful_shutdown(cancel.clone().cancelled_owned())
                 .into_future(),
         );
-        quic::serve(self.endpoint.clone(), self.relay.clone(), cancel.clone()).await;
+        let Some(endpoint) = self.endpoint.clone() else {
+            // API only: serve until shutdown, then let requests in flight finish within the linger.
+            cancel.cancelled().await;
+            tracing::info!("shutting down");
+            let linger = tokio::time::Instant::now() + SHUTDOWN_LINGER;
+            for task in [http, metrics_task] {
+                let abort = task.abort_handle();
+                if tokio::time::timeout_at(linger, task).await.is_err() {
+                    abort.abort();
+                }
+            }
+            tracing::info!("stopped");
+            return Ok(());
+        };
+        quic::serve(endpoint.clone(), self.relay.clone(), cancel.clone()).await;
         // Stop accepting: from now on every new handshake is refused at once (CONNECTION_REFUSED).
-        tokio::spawn(quic::refuse_all(self.endpoint.clone()));
+        tokio::spawn(quic::refuse_all(endpoint.clone()));
 
         // Shutdown: sessions end with going_away (each room closes its peers after flushing).
         let grace = self.cfg.server.shutdown_grace.0;
@@ -309,12 +330,11 @@ impl Server {
                 "grace period over; cutting remaining connections"
             );
         }
-        self.endpoint
-            .close(varint(ErrorCode::GoingAway), b"relay shutting down");
+        endpoint.close(varint(ErrorCode::GoingAway), b"relay shutting down");
         // After the grace period, one bounded linger for the closes to be acknowledged and for HTTP requests
         // in flight to finish; then whatever is left is cut, so the process exits within grace + linger.
         let linger = tokio::time::Instant::now() + SHUTDOWN_LINGER;
-        let _ = tokio::time::timeout_at(linger, self.endpoint.wait_idle()).await;
+        let _ = tokio::time::timeout_at(linger, endpoint.wait_idle()).await;
         for (name, task) in [("http", http), ("metrics", metrics_task)] {
             let abort = task.abort_handle();
             if tokio::time::timeout_at(linger, task).await.is_err() {

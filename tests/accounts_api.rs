@@ -158,3 +158,35 @@ async fn failed_logins_are_rate_limited_per_account() {
     .await
     .unwrap();
 }
+
+/// `serve --no-relay`: the ticket API alone; remote assistance answers 503 `relay_disabled`.
+#[tokio::test]
+async fn the_api_runs_without_the_relay() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = assist_relay::config::Config::for_tests(dir.path());
+        cfg.server.relay_enabled = false;
+        cfg.accounts.bootstrap_password = ADMIN_PASSWORD.into();
+        let server = assist_relay::server::Server::load(cfg).await.unwrap();
+        assert_eq!(server.quic_addr(), None);
+        let base = format!("http://{}", server.http_addr());
+        let key = server.operator_key().to_string();
+        let shutdown = server.shutdown_token();
+        let task = tokio::spawn(server.run());
+        let admin = api::session(&base, "admin", ADMIN_PASSWORD).await;
+        assert_eq!(admin.user["role"], "administrator");
+        let r = reqwest::Client::new()
+            .post(format!("{base}/api/v1/assist-sessions"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(code_of(&v), Some("relay_disabled"));
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    })
+    .await
+    .unwrap();
+}

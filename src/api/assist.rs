@@ -62,6 +62,19 @@ pub struct RelayInfo {
     pub cert_sha256: String,
 }
 
+/// Refuses with 503 `relay_disabled` when the server runs without its relay (`--no-relay`).
+pub(crate) fn require_relay(s: &ApiState) -> Result<(), ApiError> {
+    if s.relay.cfg.server.relay_enabled {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "relay_disabled",
+            "this server runs without its relay (--no-relay): remote assistance is not available here",
+        ))
+    }
+}
+
 /// The JSON answer for a session just created (also used by `POST /api/v1/tickets/{id}/assist`).
 pub(crate) fn created_body(s: &ApiState, new: NewSession) -> CreatedSession {
     CreatedSession {
@@ -88,6 +101,7 @@ pub(crate) async fn create_session(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_operator(&s, &headers)?;
+    require_relay(&s)?;
     let new = s.relay.create_session()?;
     Ok((StatusCode::CREATED, Json(created_body(&s, new))).into_response())
 }

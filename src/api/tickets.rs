@@ -287,6 +287,7 @@ pub(crate) async fn assist_from_ticket(
 ) -> Result<(StatusCode, Json<TicketAssist>), ApiError> {
     c.require(Role::Technician)?;
     let t = s.desk.get(id).await?;
+    super::assist::require_relay(&s)?;
     if t.assignee_id != Some(c.id()) {
         return Err(ApiError::forbidden(
             "only the ticket's assignee starts remote assistance from it",

@@ -65,7 +65,7 @@ impl TestRelay {
             .await
             .unwrap();
         let relay = TestRelay {
-            quic: server.quic_addr(),
+            quic: server.quic_addr().expect("relay enabled"),
             api: format!("http://{}", server.http_addr()),
             metrics: format!("http://{}/metrics", server.metrics_addr()),
             key: server.operator_key().to_string(),
