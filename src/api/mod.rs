@@ -6,13 +6,16 @@
 //! - [`assist`]: remote-assist sessions with the service credential (operator key);
 //! - [`auth`]: login, logout, first-login setup (password change, phone binding);
 //! - [`admin`]: users, approval rules, the outbox, the device registry;
+//! - [`kb`]: the knowledge base; [`attachments`]: files of tickets and articles;
 //! - `GET /healthz` (alive), `GET /readyz` (accepting sessions).
 //!
 //! Metrics are served by [`metrics_router`] on their own listener.
 
 pub mod admin;
 pub mod assist;
+pub mod attachments;
 pub mod auth;
+pub mod kb;
 pub mod openapi;
 pub mod tickets;
 
@@ -256,6 +259,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(tickets::routes())
+        .merge(kb::routes())
+        .merge(attachments::routes())
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, assist, auth};
+use super::{admin, assist, attachments, auth, kb};
 
 struct Security;
 
@@ -42,8 +42,15 @@ impl Modify for Security {
         auth::login, auth::logout, auth::me, auth::change_password, auth::bind_phone, auth::verify_phone,
         admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::reset_password,
         admin::get_rules, admin::put_rules, admin::outbox, admin::list_devices, admin::create_device,
+        kb::create_article, kb::list_articles, kb::get_article, kb::update_article, kb::delete_article,
+        kb::list_categories, kb::article_from_ticket,
+        attachments::upload_ticket, attachments::list_ticket, attachments::upload_article,
+        attachments::list_article, attachments::download,
     ),
-    components(schemas(super::ErrorBody, super::ErrorDetail))
+    components(schemas(super::ErrorBody, super::ErrorDetail,
+        crate::kb::Article, crate::kb::NewArticle, crate::kb::ArticleUpdate, crate::kb::ArticlePage,
+        crate::kb::CategoryCount, crate::kb::Visibility, kb::TicketArticleRequest,
+        crate::attachments::Attachment, crate::attachments::OwnerKind))
 )]
 pub struct ApiDoc;
 
