@@ -648,9 +648,9 @@ mod tests {
     fn user_input_is_escaped_for_like_and_fts() {
         assert_eq!(like_contains("a%b_c\\"), "%a\\%b\\_c\\\\%");
         assert_eq!(fts_quote("say \"hi\""), "\"say \"\"hi\"\"\"");
-        let s = plan_search("打印 printer \"*\" NEAR").unwrap().unwrap();
-        assert_eq!(s.short, vec!["打印".to_owned(), "\"*\"".to_owned()]);
-        assert_eq!(s.fts.as_deref(), Some("\"printer\" \"NEAR\""));
+        let s = plan_search("打印 printer * \"x\" NEAR").unwrap().unwrap();
+        assert_eq!(s.short, vec!["打印".to_owned(), "*".to_owned()]);
+        assert_eq!(s.fts.as_deref(), Some("\"printer\" \"\"\"x\"\"\" \"NEAR\""));
         assert!(plan_search("   ").unwrap().is_none());
     }
 
