@@ -67,7 +67,7 @@ pub struct Attachment {
 #[derive(Debug, thiserror::Error)]
 pub enum AttachmentError {
     /// The file, or the owner's attachments together, would exceed `limit` bytes.
-    #[error("{what} is limited to {limit} bytes")]
+    #[error("{what} at most {limit} bytes")]
     TooLarge { what: &'static str, limit: u64 },
     /// The request body broke off.
     #[error("reading the upload: {0}")]
@@ -288,7 +288,7 @@ impl AttachmentStore {
             size = size.saturating_add(chunk.len() as u64);
             if size > max {
                 return Err(AttachmentError::TooLarge {
-                    what: "a file",
+                    what: "a file may hold",
                     limit: max,
                 });
             }
@@ -338,7 +338,7 @@ impl AttachmentStore {
         .await?;
         if u64::try_from(used).unwrap_or(0).saturating_add(up.size) > max_owner {
             return Err(AttachmentError::TooLarge {
-                what: "the attachments of one ticket or article together",
+                what: "the attachments of one ticket or article may hold together",
                 limit: max_owner,
             });
         }

@@ -73,7 +73,7 @@ async fn upload(
 ) -> Result<(StatusCode, Json<Attachment>), ApiError> {
     let max = s.relay.cfg.tickets.max_attachment_bytes.0;
     let too_large = || AttachmentError::TooLarge {
-        what: "a file",
+        what: "a file may hold",
         limit: max,
     };
     let declared = headers
