@@ -9,7 +9,6 @@
 //! see is 404, never 403. Also here: [`IdPath`] and [`QueryOf`], extractors that answer a malformed path id
 //! or query string with our error shape.
 
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -71,13 +70,9 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
     async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
         match Query::<T>::from_request_parts(parts, s).await {
             Ok(Query(v)) => Ok(QueryOf(v)),
-            Err(e) => Err(validation(query_message(&e))),
+            Err(e) => Err(validation(e.body_text())),
         }
     }
-}
-
-fn query_message(e: &QueryRejection) -> String {
-    e.body_text()
 }
 
 pub(crate) fn validation(msg: impl Into<String>) -> ApiError {

@@ -101,7 +101,7 @@ pub struct Article {
 pub struct NewArticle {
     /// 1 to 200 characters, segments separated by `/`, none empty.
     pub category: String,
-    /// 1 to 200 characters.
+    /// 1 to 200 characters (surrounding spaces are trimmed).
     pub title: String,
     #[serde(default)]
     pub keywords: Vec<String>,
