@@ -20,7 +20,7 @@
 //! - [`media`]: IVF and H.264 Annex B recordings, frame by frame (demo clients, tests).
 //! - [`pairing`]: authorization codes, signed tokens, guessing limits.
 //! - [`transport`]: TLS (rustls + ring) and QUIC (quinn) around the core.
-//! - [`api`]: the HTTP API.
+//! - [`api`]: the HTTP API; [`kb`] (knowledge base) and [`attachments`] (files of tickets and articles) behind it.
 //! - [`server`]: assembly: `Server::load(config)` then `run()`.
 //! - [`client`]: the demo technician and customer clients (also used by tests and the load tool).
 //! - [`config`], [`metrics`], [`clock`].
@@ -28,10 +28,12 @@
 
 pub mod accounts;
 pub mod api;
+pub mod attachments;
 pub mod client;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod kb;
 pub mod media;
 pub mod metrics;
 pub mod pairing;

@@ -11,6 +11,10 @@ use common::api::{self, Api};
 use common::*;
 use serde_json::{json, Value};
 
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
 fn code_of(v: &Value) -> Option<&str> {
     v["error"]["code"].as_str()
 }
@@ -142,6 +146,18 @@ async fn the_seed_workflow_end_to_end() {
         );
         assert!(log.as_array().unwrap().iter().any(|e| e["field"] == "reason" && e["new_value"] == "still jams on duplex"));
         assert_eq!(cust.get(&format!("/api/v1/tickets/{id}/audit")).await.0, 403);
+
+        // The solution becomes a knowledge-base article, found by a Chinese keyword.
+        let (s, a) = tech
+            .post(&format!("/api/v1/tickets/{id}/article"), json!({ "keywords": ["卡纸", "搓纸轮"], "category": "hardware/printer" }))
+            .await;
+        assert_eq!(s, 201, "{a}");
+        assert!(a["body"].as_str().unwrap().contains("更换搓纸轮"));
+        for q in ["卡纸", "搓纸轮", "打印机卡纸"] {
+            let (s, found) = sup.get(&format!("/api/v1/kb/articles?q={}", urlencode(q))).await;
+            assert_eq!(s, 200);
+            assert_eq!(found["items"][0]["id"], a["id"], "searching {q}: {found}");
+        }
     })
     .await
     .unwrap();

@@ -8,13 +8,16 @@
 //! - [`admin`]: users, approval rules, the outbox, the device registry;
 //! - [`tickets`]: tickets, their workflow, messages, records, audit, remote assistance from a ticket;
 //! - [`notify`]: notifications, listed and streamed (Server-Sent Events);
+//! - [`kb`]: the knowledge base; [`attachments`]: files of tickets and articles;
 //! - `GET /healthz` (alive), `GET /readyz` (accepting sessions).
 //!
 //! Metrics are served by [`metrics_router`] on their own listener.
 
 pub mod admin;
 pub mod assist;
+pub mod attachments;
 pub mod auth;
+pub mod kb;
 pub mod notify;
 pub mod openapi;
 pub mod tickets;
@@ -294,6 +297,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(admin::routes())
         .merge(tickets::routes())
         .merge(notify::routes())
+        .merge(kb::routes())
+        .merge(attachments::routes())
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

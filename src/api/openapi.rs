@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, assist, auth, notify, tickets};
+use super::{admin, assist, attachments, auth, kb, notify, tickets};
 
 struct Security;
 
@@ -95,8 +95,15 @@ impl Modify for Security {
         tickets::list_messages, tickets::add_message, tickets::list_records, tickets::add_record, tickets::ticket_audit,
         tickets::assist_from_ticket,
         notify::list_notifications, notify::mark_notification_read, notify::stream_notifications,
+        kb::create_article, kb::list_articles, kb::get_article, kb::update_article, kb::delete_article,
+        kb::list_categories, kb::article_from_ticket,
+        attachments::upload_ticket, attachments::list_ticket, attachments::upload_article,
+        attachments::list_article, attachments::download,
     ),
-    components(schemas(super::ErrorBody, super::ErrorDetail))
+    components(schemas(super::ErrorBody, super::ErrorDetail,
+        crate::kb::Article, crate::kb::NewArticle, crate::kb::ArticleUpdate, crate::kb::ArticlePage,
+        crate::kb::CategoryCount, crate::kb::Visibility, kb::TicketArticleRequest,
+        crate::attachments::Attachment, crate::attachments::OwnerKind))
 )]
 pub struct ApiDoc;
 
