@@ -4,12 +4,9 @@
 mod common;
 
 use common::api::{self, ADMIN_PASSWORD, PASSWORD};
+use common::api::code_of;
 use common::*;
 use serde_json::json;
-
-fn code_of(v: &serde_json::Value) -> Option<&str> {
-    v["error"]["code"].as_str()
-}
 
 #[tokio::test]
 async fn first_login_forces_a_password_change_and_a_phone_binding() {

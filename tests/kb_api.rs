@@ -7,25 +7,9 @@ mod common;
 use std::path::Path;
 
 use common::api::{self, Api};
+use common::api::{code_of, enc};
 use common::*;
 use serde_json::{json, Value};
-
-fn code_of(v: &Value) -> Option<&str> {
-    v["error"]["code"].as_str()
-}
-
-/// Percent-encodes everything but ASCII letters and digits (query strings).
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 async fn create(a: &Api, body: Value) -> Value {
     let (s, v) = a.post("/api/v1/kb/articles", body).await;

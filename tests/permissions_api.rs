@@ -35,6 +35,13 @@ async fn each_role_against_each_endpoint() {
             .await;
         let id2 = t2["id"].as_i64().unwrap();
         let uid = tech.id();
+        let (_, art) = tech
+            .post("/api/v1/kb/articles", json!({ "category": "software/os", "title": "Reset a profile", "body": "steps", "visibility": "public" }))
+            .await;
+        let aid = art["id"].as_i64().unwrap();
+        let (_, att) = cust.upload(&format!("/api/v1/tickets/{id}/attachments?name=log.txt"), b"log".to_vec(), "text/plain").await;
+        let (_, att2) = other.upload(&format!("/api/v1/tickets/{id2}/attachments?name=log.txt"), b"log2".to_vec(), "text/plain").await;
+        let (att, att2) = (att["id"].as_i64().unwrap(), att2["id"].as_i64().unwrap());
 
         // (method, path, body, [customer, technician, supervisor, administrator])
         let rows: Vec<(Method, String, Option<Value>, [Want; 4])> = vec![
@@ -79,6 +86,18 @@ async fn each_role_against_each_endpoint() {
             // Only the assignee (the technician, assigned above) starts remote assistance from a ticket.
             (Method::POST, format!("/api/v1/tickets/{id}/assist"), None, [Refused, Allowed, Refused, Refused]),
             (Method::GET, "/api/v1/notifications".into(), None, [Allowed, Allowed, Allowed, Allowed]),
+            (Method::GET, format!("/api/v1/tickets/{id}/attachments"), None, [Allowed, Allowed, Allowed, Allowed]),
+            (Method::GET, format!("/api/v1/tickets/{id2}/attachments"), None, [Hidden, Allowed, Allowed, Allowed]),
+            (Method::GET, format!("/api/v1/attachments/{att}"), None, [Allowed, Allowed, Allowed, Allowed]),
+            (Method::GET, format!("/api/v1/attachments/{att2}"), None, [Hidden, Allowed, Allowed, Allowed]),
+            (Method::GET, "/api/v1/kb/articles".into(), None, [Refused, Allowed, Allowed, Allowed]),
+            (Method::POST, "/api/v1/kb/articles".into(),
+                Some(json!({ "category": "a/b", "title": "t", "body": "b", "visibility": "public" })),
+                [Refused, Allowed, Allowed, Allowed]),
+            (Method::GET, format!("/api/v1/kb/articles/{aid}"), None, [Refused, Allowed, Allowed, Allowed]),
+            (Method::GET, "/api/v1/kb/categories".into(), None, [Refused, Allowed, Allowed, Allowed]),
+            (Method::GET, format!("/api/v1/kb/articles/{aid}/attachments"), None, [Refused, Allowed, Allowed, Allowed]),
+            (Method::POST, format!("/api/v1/tickets/{id}/article"), Some(json!({})), [Refused, Allowed, Allowed, Allowed]),
             (Method::GET, "/api/v1/auth/me".into(), None, [Allowed, Allowed, Allowed, Allowed]),
         ];
         let roles: [(&str, &Api); 4] = [("customer", &cust), ("technician", &tech), ("supervisor", &sup), ("administrator", &admin)];

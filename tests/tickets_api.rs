@@ -8,16 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use assist_relay::protocol::{ClientMsg, ErrorCode, Hello};
 use common::api::{self, Api};
+use common::api::{code_of, enc};
 use common::*;
 use serde_json::{json, Value};
-
-fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| format!("%{b:02X}")).collect()
-}
-
-fn code_of(v: &Value) -> Option<&str> {
-    v["error"]["code"].as_str()
-}
 
 async fn file(who: &Api, title: &str, priority: &str) -> Value {
     let (s, v) = who
@@ -154,7 +147,7 @@ async fn the_seed_workflow_end_to_end() {
         assert_eq!(s, 201, "{a}");
         assert!(a["body"].as_str().unwrap().contains("更换搓纸轮"));
         for q in ["卡纸", "搓纸轮", "打印机卡纸"] {
-            let (s, found) = sup.get(&format!("/api/v1/kb/articles?q={}", urlencode(q))).await;
+            let (s, found) = sup.get(&format!("/api/v1/kb/articles?q={}", enc(q))).await;
             assert_eq!(s, 200);
             assert_eq!(found["items"][0]["id"], a["id"], "searching {q}: {found}");
         }

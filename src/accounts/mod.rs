@@ -301,6 +301,14 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
+/// [`hash_password`] on a blocking thread: argon2 takes tens of milliseconds of CPU.
+async fn hash_off_thread(password: &str) -> Result<String, AccountError> {
+    let p = password.to_owned();
+    tokio::task::spawn_blocking(move || hash_password(&p))
+        .await
+        .map_err(|_| AccountError::Invalid("password hashing failed".into()))
+}
+
 /// Checks a password against its PHC hash (argon2's comparison is constant-time).
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
@@ -583,10 +591,7 @@ impl Accounts {
                 "new_password: must differ from the current one".into(),
             ));
         }
-        let new_owned = new.to_owned();
-        let new_hash = tokio::task::spawn_blocking(move || hash_password(&new_owned))
-            .await
-            .map_err(|_| AccountError::Invalid("password hashing failed".into()))?;
+        let new_hash = hash_off_thread(new).await?;
         let mut tx = self.store.write().await?;
         sqlx::query(
             "UPDATE users SET password_hash = $1, must_change_password = FALSE WHERE id = $2",
@@ -757,10 +762,7 @@ impl Accounts {
     pub async fn reset_password(&self, id: i64) -> Result<String, AccountError> {
         self.user(id).await?;
         let password = self.random_password();
-        let p = password.clone();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&p))
-            .await
-            .map_err(|_| AccountError::Invalid("password hashing failed".into()))?;
+        let hash = hash_off_thread(&password).await?;
         let mut tx = self.store.write().await?;
         sqlx::query(
             "UPDATE users SET password_hash = $1, must_change_password = TRUE WHERE id = $2",

@@ -192,6 +192,7 @@ pub struct OutboxMessage {
 
 /// `?user_id=` filter for the outbox.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     pub user_id: Option<i64>,
 }

@@ -52,6 +52,7 @@ impl From<AttachmentError> for ApiError {
 
 /// `?name=` of an upload.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The original file name (kept as metadata only, sanitised).
     pub name: Option<String>,
@@ -193,7 +194,7 @@ pub fn content_disposition(file_name: &str) -> String {
 #[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "attachments", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, description = "the file, with its sniffed content type",
-            content_type = "application/octet-stream"),
+            content_type = "*/*"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn download(
     State(s): State<ApiState>,

@@ -109,6 +109,7 @@ pub(crate) async fn create_article(
 
 /// `GET /api/v1/kb/articles` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ArticleQuery {
     /// Words to search for in titles, keywords and bodies (all must match).
     pub q: Option<String>,

@@ -27,6 +27,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `?unread=true` lists only unread notifications.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NotificationQuery {
     pub unread: Option<bool>,
 }

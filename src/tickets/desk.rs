@@ -174,8 +174,8 @@ fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), DeskErr
 
 /// List filters (`GET /api/v1/tickets`).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct TicketFilter {
     pub status: Option<Status>,
     pub kind: Option<Kind>,

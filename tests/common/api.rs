@@ -10,6 +10,24 @@ pub const ADMIN_PASSWORD: &str = "initial-admin-pass";
 /// The password every test user ends up with.
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The `error.code` of an error answer.
+pub fn code_of(v: &Value) -> Option<&str> {
+    v["error"]["code"].as_str()
+}
+
+/// Percent-encodes everything but ASCII letters and digits (query strings).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// A logged-in client.
 #[derive(Clone, Debug)]
 pub struct Api {
@@ -83,7 +101,12 @@ async fn answer(r: reqwest::Response) -> (u16, Value) {
     let v = if text.is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        match serde_json::from_str(&text) {
+            Ok(v) => v,
+            // A download; errors are always JSON.
+            Err(_) if status < 300 => Value::String(text),
+            Err(_) => panic!("an error that is not JSON ({status}): {text}"),
+        }
     };
     (status, v)
 }
