@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::api::{self, ADMIN_PASSWORD, PASSWORD};
 use common::api::code_of;
+use common::api::{self, ADMIN_PASSWORD, PASSWORD};
 use common::*;
 use serde_json::json;
 

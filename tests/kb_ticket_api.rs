@@ -9,7 +9,7 @@ use std::path::Path;
 use common::api::{self, Api};
 use common::api::{code_of, enc};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn files_under(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else {
