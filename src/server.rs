@@ -211,6 +211,7 @@ impl Server {
             zone: crate::store::parse_utc_offset(&cfg.tickets.time_zone)
                 .expect("validated with the config"),
             hub: Hub::default(),
+            sender: accounts.sender.clone(),
         };
         let server = Server {
             desk,

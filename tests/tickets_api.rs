@@ -63,6 +63,10 @@ async fn the_seed_workflow_end_to_end() {
         assert_eq!((s, v["status"].as_str()), (200, Some("assigned")), "{v}");
         let (_, notes) = tech.get("/api/v1/notifications?unread=true").await;
         assert_eq!(notes[0]["kind"], "assigned");
+        // Notifications also go out through the sender (the outbox by default).
+        let (_, out) = admin.get(&format!("/api/v1/outbox?user_id={}", tech.id())).await;
+        assert_eq!(out[0]["channel"], "notification");
+        assert_eq!(out[0]["recipient"], "t1@example.com");
 
         // Remote assistance from the ticket: a real session over QUIC.
         let (s, a) = tech.post(&format!("/api/v1/tickets/{id}/assist"), json!({})).await;

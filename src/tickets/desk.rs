@@ -248,6 +248,8 @@ pub struct Desk {
     pub clock: Arc<dyn Clock>,
     pub zone: UtcOffset,
     pub hub: Hub,
+    /// Notifications also go out through the accounts' sender (by default the outbox).
+    pub sender: Arc<dyn crate::accounts::Sender>,
 }
 
 /// Writes one audit entry: `[action, field, old value, new value]`.
@@ -364,6 +366,7 @@ impl Desk {
                 sent.push(
                     notify::insert(
                         &mut tx,
+                        &*self.sender,
                         sid,
                         "approval_needed",
                         Some(ticket.id),
@@ -509,7 +512,16 @@ impl Desk {
         )
         .await?;
         let body = format!("{} was approved", t.number);
-        let n = notify::insert(&mut tx, t.reporter_id, "approved", Some(id), &body, &now).await?;
+        let n = notify::insert(
+            &mut tx,
+            &*self.sender,
+            t.reporter_id,
+            "approved",
+            Some(id),
+            &body,
+            &now,
+        )
+        .await?;
         tx.commit().await?;
         self.hub.publish([n]);
         self.get(id).await
@@ -565,7 +577,16 @@ impl Desk {
             .await?;
         }
         let body = format!("{} \"{}\" was assigned to you", t.number, t.title);
-        let n = notify::insert(&mut tx, assignee, "assigned", Some(id), &body, &now).await?;
+        let n = notify::insert(
+            &mut tx,
+            &*self.sender,
+            assignee,
+            "assigned",
+            Some(id),
+            &body,
+            &now,
+        )
+        .await?;
         tx.commit().await?;
         self.hub.publish([n]);
         self.get(id).await
@@ -623,6 +644,7 @@ impl Desk {
                 sent.push(
                     notify::insert(
                         &mut tx,
+                        &*self.sender,
                         t.reporter_id,
                         "awaiting_confirmation",
                         Some(id),
@@ -643,14 +665,34 @@ impl Desk {
                 .await?;
                 if let Some(a) = t.assignee_id {
                     let body = format!("{} was reported unsolved: {reason}", t.number);
-                    sent.push(notify::insert(&mut tx, a, "reopened", Some(id), &body, &now).await?);
+                    sent.push(
+                        notify::insert(
+                            &mut tx,
+                            &*self.sender,
+                            a,
+                            "reopened",
+                            Some(id),
+                            &body,
+                            &now,
+                        )
+                        .await?,
+                    );
                 }
             }
             Action::Confirm => {
                 if let Some(a) = t.assignee_id {
                     let body = format!("{} was confirmed solved", t.number);
                     sent.push(
-                        notify::insert(&mut tx, a, "confirmed", Some(id), &body, &now).await?,
+                        notify::insert(
+                            &mut tx,
+                            &*self.sender,
+                            a,
+                            "confirmed",
+                            Some(id),
+                            &body,
+                            &now,
+                        )
+                        .await?,
                     );
                 }
             }

@@ -53,9 +53,11 @@ impl Hub {
     }
 }
 
-/// Stores a notification for `user_id` in `tx`; publish it after the commit.
+/// Stores a notification for `user_id` in `tx` and hands it to `sender` (addressed to the user's e-mail,
+/// else phone, else employee id); publish it after the commit.
 pub async fn insert(
     tx: &mut WriteTx,
+    sender: &dyn crate::accounts::Sender,
     user_id: i64,
     kind: &str,
     ticket_id: Option<i64>,
@@ -73,6 +75,14 @@ pub async fn insert(
     .bind(at)
     .fetch_one(tx.conn())
     .await?;
+    let (recipient,): (String,) =
+        sqlx::query_as("SELECT COALESCE(email, phone, employee_id) FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(tx.conn())
+            .await?;
+    sender
+        .send(tx, Some(user_id), "notification", &recipient, body, at)
+        .await?;
     Ok(Notification {
         id,
         user_id,
