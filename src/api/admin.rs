@@ -208,7 +208,7 @@ pub(crate) async fn outbox(
     c.require_admin()?;
     let rows: Vec<(i64, Option<i64>, String, String, String, String)> = sqlx::query_as(
         "SELECT id, user_id, channel, recipient, body, created_at FROM outbox \
-         WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT 200",
+         WHERE (CAST($1 AS BIGINT) IS NULL OR user_id = $1) ORDER BY id DESC LIMIT 200",
     )
     .bind(q.user_id)
     .fetch_all(&s.accounts.store.pool)

@@ -1,6 +1,6 @@
 -- Accounts, tickets, knowledge base (SQLite DDL). The queries in src/store and src/api are plain SQL that
 -- PostgreSQL also runs ($N parameters, INSERT ... RETURNING, ON CONFLICT); only this DDL (INTEGER PRIMARY
--- KEY row ids) and the FTS5 table of 0002 are SQLite's own. Times are RFC 3339 UTC text, booleans 0/1.
+-- KEY row ids) and the FTS5 table of 0002 are SQLite's own. Times are RFC 3339 UTC text (they sort as text).
 
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
@@ -12,9 +12,9 @@ CREATE TABLE users (
     phone TEXT,
     role TEXT NOT NULL,
     password_hash TEXT NOT NULL,
-    must_change_password INTEGER NOT NULL DEFAULT 1,
-    phone_verified INTEGER NOT NULL DEFAULT 0,
-    disabled INTEGER NOT NULL DEFAULT 0,
+    must_change_password BOOLEAN NOT NULL DEFAULT TRUE,
+    phone_verified BOOLEAN NOT NULL DEFAULT FALSE,
+    disabled BOOLEAN NOT NULL DEFAULT FALSE,
     created_at TEXT NOT NULL
 );
 
@@ -23,7 +23,7 @@ CREATE TABLE login_sessions (
     user_id BIGINT NOT NULL REFERENCES users(id),
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0
+    revoked BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX login_sessions_user ON login_sessions(user_id);
 
@@ -46,9 +46,9 @@ CREATE TABLE outbox (
 
 CREATE TABLE approval_rules (
     priority TEXT PRIMARY KEY,
-    needs_approval INTEGER NOT NULL
+    needs_approval BOOLEAN NOT NULL
 );
-INSERT INTO approval_rules (priority, needs_approval) VALUES ('urgent', 1), ('high', 0), ('medium', 0), ('low', 0);
+INSERT INTO approval_rules (priority, needs_approval) VALUES ('urgent', TRUE), ('high', FALSE), ('medium', FALSE), ('low', FALSE);
 
 CREATE TABLE devices (
     id INTEGER PRIMARY KEY,
@@ -102,7 +102,7 @@ CREATE TABLE ticket_messages (
     id INTEGER PRIMARY KEY,
     ticket_id BIGINT NOT NULL REFERENCES tickets(id),
     author_id BIGINT NOT NULL REFERENCES users(id),
-    internal INTEGER NOT NULL DEFAULT 0,
+    internal BOOLEAN NOT NULL DEFAULT FALSE,
     body TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
@@ -135,7 +135,7 @@ CREATE TABLE notifications (
     ticket_id BIGINT REFERENCES tickets(id),
     body TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    read INTEGER NOT NULL DEFAULT 0
+    read BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX notifications_user ON notifications(user_id, id);
 
