@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::Role;
-use crate::store::{Store, StoreError};
+use crate::store::{like_escape, Store, StoreError};
 
 /// The reserved top-level category segment (meeting minutes).
 pub const RESERVED_CATEGORY: &str = "meeting records";
@@ -460,18 +460,6 @@ pub async fn delete_article(store: &Store, v: Viewer, id: i64) -> Result<Vec<Str
         .await?;
     tx.commit().await?;
     Ok(hashes.into_iter().map(|h| h.0).collect())
-}
-
-/// `s` with `\`, `%` and `_` escaped for a `LIKE` pattern (used with `ESCAPE '\'`).
-fn like_escape(s: &str) -> String {
-    let mut p = String::with_capacity(s.len() + 2);
-    for ch in s.chars() {
-        if matches!(ch, '\\' | '%' | '_') {
-            p.push('\\');
-        }
-        p.push(ch);
-    }
-    p
 }
 
 /// A `LIKE` pattern matching `s` anywhere (used with `ESCAPE '\'`).

@@ -134,6 +134,19 @@ pub fn parse_utc_offset(s: &str) -> Option<UtcOffset> {
     UtcOffset::from_hms(sign * h, sign * m, 0).ok()
 }
 
+/// `s` with `\`, `%` and `_` escaped for a `LIKE` pattern used with `ESCAPE '\'`, so user input matches
+/// literally.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// RFC 3339 UTC with milliseconds, the form every time column holds (sorts as text).
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()

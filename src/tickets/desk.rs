@@ -13,7 +13,7 @@ use super::{
 };
 use crate::accounts::{Role, User};
 use crate::clock::Clock;
-use crate::store::{business_day, timestamp, Store, StoreError, WriteTx};
+use crate::store::{business_day, like_escape, timestamp, Store, StoreError, WriteTx};
 
 /// Why a desk operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -862,16 +862,4 @@ fn refused(t: &Ticket, by: &User, wanted: &str) -> DeskError {
         ),
         allowed,
     }
-}
-
-/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-pub fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
