@@ -453,6 +453,19 @@ impl Config {
                     .into(),
             );
         }
+        for (name, d) in [
+            ("pairing.code_ttl", self.pairing.code_ttl),
+            ("session.idle_timeout", self.session.idle_timeout),
+            ("session.max_duration", self.session.max_duration),
+            ("session.hello_timeout", self.session.hello_timeout),
+            ("limits.quic_idle_timeout", self.limits.quic_idle_timeout),
+            ("accounts.login_ttl", self.accounts.login_ttl),
+            ("accounts.verification_ttl", self.accounts.verification_ttl),
+        ] {
+            if d.0 < Duration::from_secs(1) {
+                return bad(format!("{name} must be at least 1s, not {d}"));
+            }
+        }
         if self.server.shutdown_grace.0 > Duration::from_secs(600) {
             return bad("server.shutdown_grace must be at most 10m".into());
         }
@@ -567,6 +580,13 @@ mod tests {
         let mut l = ConfigLayer::default();
         l.pairing.code_digits = Some(4);
         assert!(l.resolve().unwrap_err().to_string().contains("code_digits"));
+        let mut l = ConfigLayer::default();
+        l.pairing.code_ttl = Some(Dur(Duration::ZERO));
+        assert!(l
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("pairing.code_ttl must be at least 1s"));
         assert_eq!("4MiB".parse::<ByteSize>(), Ok(ByteSize(4 << 20)));
         assert!("4MB".parse::<ByteSize>().is_err());
         assert_eq!(ByteSize(64 << 10).to_string(), "64KiB");

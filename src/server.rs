@@ -287,12 +287,15 @@ impl Server {
             self.desk.clone(),
             self.relay.subscribe_ended(),
         ));
+        // The API keeps answering through the grace period, so load balancers see /readyz turn 503
+        // (`going_away`) while sessions drain; it stops with the relay.
+        let http_stop = CancellationToken::new();
         let http = tokio::spawn(
             axum::serve(
                 self.http,
                 api.into_make_service_with_connect_info::<SocketAddr>(),
             )
-            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
             .into_future(),
         );
         let metrics_task = tokio::spawn(
@@ -304,6 +307,7 @@ impl Server {
             // API only: serve until shutdown, then let requests in flight finish within the linger.
             cancel.cancelled().await;
             tracing::info!("shutting down");
+            http_stop.cancel();
             let linger = tokio::time::Instant::now() + SHUTDOWN_LINGER;
             for task in [http, metrics_task] {
                 let abort = task.abort_handle();
@@ -332,6 +336,7 @@ impl Server {
             );
         }
         endpoint.close(varint(ErrorCode::GoingAway), b"relay shutting down");
+        http_stop.cancel();
         // After the grace period, one bounded linger for the closes to be acknowledged and for HTTP requests
         // in flight to finish; then whatever is left is cut, so the process exits within grace + linger.
         let linger = tokio::time::Instant::now() + SHUTDOWN_LINGER;

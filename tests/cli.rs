@@ -132,6 +132,29 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
         String::from_utf8_lossy(&pin.stderr)
     );
 
+    // A technician that cannot reach the relay (wrong pin) prints no code and withdraws its session.
+    let tpin = Command::new(BIN)
+        .args(["technician", "--api", &format!("http://{http}")])
+        .arg("--operator-key-file")
+        .arg(data.join("operator.key"))
+        .arg("--save")
+        .arg(dir.path().join("never.ivf"))
+        .args(["--server-cert-sha256", &"00".repeat(32)])
+        .output()
+        .unwrap();
+    assert!(!tpin.status.success());
+    assert!(!String::from_utf8_lossy(&tpin.stdout).contains("code:"));
+    let ready = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(&http).unwrap();
+        c.write_all(b"GET /readyz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(ready.contains("\"sessions\":0"), "{ready}");
+
     // The demo: the technician prints the code, the customer shares the recording, both exit 0.
     let saved = dir.path().join("received.ivf");
     let mut tech = Reap(

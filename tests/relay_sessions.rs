@@ -507,6 +507,12 @@ async fn shutdown_tells_connected_peers_going_away_and_returns_within_grace() {
         let (_, tech, cust) = relay.pair(true).await;
         let started = std::time::Instant::now();
         relay.shutdown.cancel();
+        // While sessions drain, the API still answers, and /readyz says the relay is going away.
+        if let Ok(r) = reqwest::get(format!("{}/readyz", relay.api)).await {
+            assert_eq!(r.status(), 503);
+            let v: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "going_away");
+        }
         assert_eq!(closed_with(&tech).await, ErrorCode::GoingAway);
         assert_eq!(closed_with(&cust).await, ErrorCode::GoingAway);
         // Nothing new is accepted: a HELLO is refused (going_away, or the handshake itself once the

@@ -3,7 +3,7 @@
 //! (`POST /api/v1/tickets/{id}/assist`).
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -16,11 +16,7 @@ use crate::relay::{NewSession, RelayError};
 /// Checks `Authorization: Bearer <operator key>`. Digests are compared, so the comparison takes the same
 /// time whatever the key.
 pub(crate) fn is_operator(state: &ApiState, headers: &HeaderMap) -> bool {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let given = super::bearer_token(headers);
     let digest = |s: &str| {
         ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
             .as_ref()
@@ -36,7 +32,7 @@ fn require_operator(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiErro
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthorized.as_str(),
-            "operator key required",
+            "the operator key is missing or wrong (Authorization: Bearer <operator key>)",
         ))
     }
 }

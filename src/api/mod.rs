@@ -213,6 +213,19 @@ where
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case), or `""`.
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
+        .unwrap_or("")
+        .trim()
+}
+
 pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }

@@ -113,14 +113,24 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> Result<CustomerReport, ClientError> {
     check_code(&args.code)?;
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(ClientError::Other(format!(
+            "--speed must be a positive number, not {}",
+            args.speed
+        )));
+    }
+    let in_file =
+        |e: crate::media::MediaError| ClientError::Other(format!("{}: {e}", args.share.display()));
     let frames: Vec<_> = MediaReader::open(
         &args.share,
         ReadOptions {
             h264_fps: args.fps,
             ..ReadOptions::default()
         },
-    )?
-    .collect::<Result<_, _>>()?;
+    )
+    .map_err(in_file)?
+    .collect::<Result<_, _>>()
+    .map_err(in_file)?;
     let addr = resolve(&args.relay).await?;
     let bind: SocketAddr = if addr.is_ipv6() {
         "[::]:0"
@@ -169,7 +179,7 @@ pub async fn run(
         peer_rx.wait_for(|p| *p),
     );
     tokio::select! {
-        r = wait => if r.is_err() { return Err(ClientError::Other("the technician did not join in time".into())) },
+        r = wait => if r.is_err() { return Err(ClientError::Other("the technician did not join in time; the code has been used, so ask the technician for a new one".into())) },
         e = conn.closed() => return Err(super::connection_error(&e)),
     }
 

@@ -38,6 +38,20 @@ pub fn parse(text: &str) -> Result<Vec<Step>, String> {
         .collect()
 }
 
+/// Longest `text` or `chat` line in bytes: well inside the relay's default message limit (64 KiB), so a
+/// script line never costs the connection (`message_too_large`).
+pub const MAX_TEXT_BYTES: usize = 16 << 10;
+
+fn bounded(text: &str) -> Result<String, String> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "text of {} bytes; at most {MAX_TEXT_BYTES} per line",
+            text.len()
+        ));
+    }
+    Ok(text.to_string())
+}
+
 fn num<T: std::str::FromStr>(w: Option<&str>, what: &str) -> Result<T, String> {
     w.ok_or(format!("missing {what}"))?
         .parse()
@@ -102,9 +116,9 @@ fn parse_line(line: &str) -> Result<Option<Step>, String> {
             })
         }
         "text" => input(InputEvent::Text {
-            text: rest.to_string(),
+            text: bounded(rest)?,
         }),
-        "chat" => Ok(Some(Step::Send(ClientMsg::Chat(rest.to_string())))),
+        "chat" => Ok(Some(Step::Send(ClientMsg::Chat(bounded(rest)?)))),
         "sleep" => Ok(Some(Step::Sleep(Duration::from_millis(num(
             w.next(),
             "milliseconds",
@@ -142,5 +156,13 @@ mod tests {
             parse("\n\nfly\n").unwrap_err(),
             "line 3: unknown command \"fly\""
         );
+    }
+
+    #[test]
+    fn over_long_text_is_refused_before_it_can_cost_the_connection() {
+        let long = "x".repeat(MAX_TEXT_BYTES + 1);
+        let e = parse(&format!("chat ok\nchat {long}\n")).unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+        assert!(parse(&format!("text {}", "y".repeat(MAX_TEXT_BYTES))).is_ok());
     }
 }

@@ -89,6 +89,7 @@ pub async fn create_session(api: &str, key: &str) -> Result<CreatedSession, Clie
 async fn receive(
     mut rx: ControlReceiver,
     control: watch::Sender<bool>,
+    present: watch::Sender<bool>,
     quiet: bool,
 ) -> (Vec<String>, Vec<ErrorCode>) {
     let (mut chats, mut notices) = (Vec::new(), Vec::new());
@@ -101,10 +102,15 @@ async fn receive(
             }
             ServerMsg::Clipboard { text, .. } => format!("clipboard from customer: {text}"),
             ServerMsg::Control { allowed } => {
+                // The customer states its consent when it joins.
+                present.send_replace(true);
                 control.send_replace(allowed);
                 format!("control allowed: {allowed}")
             }
-            ServerMsg::Peer { state, .. } => format!("customer: {state:?}"),
+            ServerMsg::Peer { state, .. } => {
+                present.send_replace(state != crate::protocol::message::PeerState::Away);
+                format!("customer: {state:?}")
+            }
             ServerMsg::Notice {
                 code,
                 count,
@@ -122,16 +128,21 @@ async fn receive(
     (chats, notices)
 }
 
-/// Runs the script, then keeps the control stream open (dropping it would finish the stream) until `end`
-/// turns true: then it ends the session.
+/// Runs the script once the customer has joined (input sent to nobody would be refused), then keeps the
+/// control stream open (dropping it would finish the stream) until `end` turns true: then it ends the
+/// session.
 async fn run_script(
     steps: Vec<Step>,
     mut tx: ControlSender,
     mut control: watch::Receiver<bool>,
+    mut present: watch::Receiver<bool>,
     mut end: watch::Receiver<bool>,
 ) -> Result<(), ClientError> {
     {
         let script = async {
+            if !steps.is_empty() {
+                let _ = present.wait_for(|p| *p).await;
+            }
             for step in steps {
                 match step {
                     Step::Send(msg) => tx.send(&msg).await?,
@@ -194,7 +205,19 @@ pub async fn run(
     };
     check_save_path(&args.save)?;
     let created = create_session(&args.api, &key).await?;
-    run_session_until(args, steps, created, stop).await
+    let (api, id) = (args.api.clone(), created.session_id.clone());
+    let result = run_session_until(args, steps, created, stop).await;
+    if result.is_err() {
+        // Withdraw the session (and its code) rather than leave it live for its whole lifetime; it may
+        // already have ended, which is fine.
+        let url = format!("{}/api/v1/assist-sessions/{id}", api.trim_end_matches('/'));
+        let _ = reqwest::Client::new()
+            .delete(url)
+            .bearer_auth(&key)
+            .send()
+            .await;
+    }
+    result
 }
 
 /// Runs the technician in a session already created, until the session ends.
@@ -217,19 +240,6 @@ pub async fn run_session_until(
         .relay
         .clone()
         .unwrap_or_else(|| created.relay.quic.clone());
-    println!("code: {}", created.code_display);
-    if !args.quiet {
-        println!("expires: {}", created.code_expires_at);
-        println!("relay: {relay}  cert-sha256: {}", created.relay.cert_sha256);
-        // The path of this very binary, so the printed line runs as it is (also under `cargo run`).
-        let program = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "assist-relay".into());
-        println!(
-            "the customer runs: {program} customer --relay {relay} --server-cert-sha256 {} --code '{}' --share FILE",
-            created.relay.cert_sha256, created.code_display
-        );
-    }
     let trust = args.trust.trust(Some(&created.relay.cert_sha256))?;
     let addr = resolve(&relay).await?;
     let bind: SocketAddr = if addr.is_ipv6() {
@@ -249,24 +259,41 @@ pub async fn run_session_until(
         },
     )
     .await?;
+    // The code is printed only now that the relay took the technician: a code nobody waits behind is
+    // never handed out.
+    println!("code: {}", created.code_display);
+    if !args.quiet {
+        println!("expires: {}", created.code_expires_at);
+        println!("relay: {relay}  cert-sha256: {}", created.relay.cert_sha256);
+        // The path of this very binary, so the printed line runs as it is (also under `cargo run`).
+        let program = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "assist-relay".into());
+        println!(
+            "the customer runs: {program} customer --relay '{relay}' --server-cert-sha256 {} --code '{}' --share FILE",
+            created.relay.cert_sha256, created.code_display
+        );
+    }
     // The customer may have joined first: then WELCOME already says whether control is allowed, and no
     // CONTROL message follows until the customer changes it.
-    let (max_frame, control_allowed) = match &session.welcome {
+    let (max_frame, control_allowed, present) = match &session.welcome {
         ServerMsg::Welcome {
             max_frame_bytes,
             control_allowed,
+            peer_present,
             ..
-        } => (*max_frame_bytes as usize, *control_allowed),
-        _ => (4 << 20, false),
+        } => (*max_frame_bytes as usize, *control_allowed, *peer_present),
+        _ => (4 << 20, false, false),
     };
     let super::Session { conn, tx, rx, .. } = session;
     if !args.quiet {
         println!("joined; waiting for the customer's screen");
     }
     let (control_tx, control_rx) = watch::channel(control_allowed);
-    let receiver = tokio::spawn(receive(rx, control_tx, args.quiet));
+    let (present_tx, present_rx) = watch::channel(present);
+    let receiver = tokio::spawn(receive(rx, control_tx, present_tx, args.quiet));
     let (end_tx, end_rx) = watch::channel(false);
-    let script = tokio::spawn(run_script(steps, tx, control_rx, end_rx));
+    let script = tokio::spawn(run_script(steps, tx, control_rx, present_rx, end_rx));
 
     let mut report = TechnicianReport {
         session_id: created.session_id,
