@@ -244,6 +244,12 @@ section! {
         max_connections_per_address: usize = 32, env = "ASSIST_RELAY_MAX_CONNECTIONS_PER_ADDRESS";
         /// Sessions one address (IPv4 /32, IPv6 /64) takes part in at once; both sides of one session count once.
         max_sessions_per_address: usize = 16, env = "ASSIST_RELAY_MAX_SESSIONS_PER_ADDRESS";
+        /// HTTP API connections at once; further ones are closed on accept.
+        max_http_connections: usize = 4096, env = "ASSIST_RELAY_MAX_HTTP_CONNECTIONS";
+        /// HTTP API connections at once from one address (IPv4 /32, IPv6 /64).
+        max_http_connections_per_address: usize = 256, env = "ASSIST_RELAY_MAX_HTTP_CONNECTIONS_PER_ADDRESS";
+        /// An HTTP client must send a complete request header within this time (else the connection closes).
+        http_header_timeout: Dur = Dur(Duration::from_secs(10)), env = "ASSIST_RELAY_HTTP_HEADER_TIMEOUT";
         /// Unidirectional streams a client may have open at once.
         max_streams_per_connection: u32 = 32, env = "ASSIST_RELAY_MAX_STREAMS_PER_CONNECTION";
         /// A receiver whose backlog's oldest frame is older than this skips to the next keyframe.
@@ -459,6 +465,10 @@ impl Config {
             ("session.max_duration", self.session.max_duration),
             ("session.hello_timeout", self.session.hello_timeout),
             ("limits.quic_idle_timeout", self.limits.quic_idle_timeout),
+            (
+                "limits.http_header_timeout",
+                self.limits.http_header_timeout,
+            ),
             ("accounts.login_ttl", self.accounts.login_ttl),
             ("accounts.verification_ttl", self.accounts.verification_ttl),
         ] {

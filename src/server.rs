@@ -290,14 +290,18 @@ impl Server {
         // The API keeps answering through the grace period, so load balancers see /readyz turn 503
         // (`going_away`) while sessions drain; it stops with the relay.
         let http_stop = CancellationToken::new();
-        let http = tokio::spawn(
-            axum::serve(
-                self.http,
-                api.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
-            .into_future(),
-        );
+        let limits = crate::api::serve::HttpLimits {
+            max_connections: self.cfg.limits.max_http_connections,
+            max_connections_per_address: self.cfg.limits.max_http_connections_per_address,
+            header_timeout: self.cfg.limits.http_header_timeout.0,
+        };
+        let http = tokio::spawn({
+            let stop = http_stop.clone();
+            async move {
+                crate::api::serve::serve(self.http, api, limits, stop).await;
+                Ok::<(), std::io::Error>(())
+            }
+        });
         let metrics_task = tokio::spawn(
             axum::serve(self.metrics, metrics)
                 .with_graceful_shutdown(cancel.clone().cancelled_owned())

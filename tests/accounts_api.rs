@@ -187,3 +187,62 @@ async fn the_api_runs_without_the_relay() {
     .await
     .unwrap();
 }
+
+/// A client that never finishes its request header is cut off after `limits.http_header_timeout`, and one
+/// address cannot hold more than `limits.max_http_connections_per_address` connections; others are served.
+#[tokio::test]
+async fn slow_or_greedy_http_clients_cannot_exhaust_the_api() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start_with(|l| {
+            l.limits.http_header_timeout =
+                Some(assist_relay::config::Dur(std::time::Duration::from_secs(1)));
+            l.limits.max_http_connections_per_address = Some(3);
+        })
+        .await;
+        let addr = relay.api.trim_start_matches("http://").to_string();
+        // An unfinished header: the server closes the connection (read returns 0 or an error).
+        let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        slow.write_all(b"GET /api/v1/tickets HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let closed =
+            tokio::time::timeout(std::time::Duration::from_secs(10), slow.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(_)) | Ok(Err(_))),
+            "the half-sent request was cut off"
+        );
+        // Three idle connections from one address fill its share; a fourth is closed at once.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        }
+        let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let _ = extra
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), extra.read(&mut buf))
+            .await
+            .expect("closed promptly")
+            .unwrap_or(0);
+        assert_eq!(
+            n, 0,
+            "the connection over the per-address limit gets no answer"
+        );
+        // Once they go, the address is served again.
+        drop(held);
+        drop(extra);
+        let mut ok = false;
+        for _ in 0..100 {
+            if let Ok(r) = reqwest::get(format!("{}/healthz", relay.api)).await {
+                ok = r.status() == 200;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(ok);
+    })
+    .await
+    .unwrap();
+}

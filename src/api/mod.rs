@@ -20,6 +20,7 @@ pub mod auth;
 pub mod kb;
 pub mod notify;
 pub mod openapi;
+pub mod serve;
 pub mod tickets;
 
 use std::sync::Arc;
@@ -318,12 +319,12 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .layer(axum::middleware::map_response(json_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
 }
 
