@@ -285,6 +285,8 @@ section! {
         verification_ttl: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_VERIFICATION_TTL";
         /// Wrong entries of one verification code before it is void.
         verification_attempts: u32 = 5, env = "ASSIST_RELAY_VERIFICATION_ATTEMPTS";
+        /// Verification codes sent to one user per hour (burst 3): each may cost a text message.
+        verification_sends_per_hour: f64 = 6.0, env = "ASSIST_RELAY_VERIFICATION_SENDS_PER_HOUR";
     }
 }
 
@@ -453,9 +455,12 @@ impl Config {
                 self.tickets.time_zone
             ));
         }
-        if self.accounts.min_password_len < 8 || self.accounts.auth_failures_per_min <= 0.0 {
+        if self.accounts.min_password_len < 8
+            || self.accounts.auth_failures_per_min <= 0.0
+            || self.accounts.verification_sends_per_hour <= 0.0
+        {
             return bad(
-                "accounts.min_password_len must be at least 8 and accounts.auth_failures_per_min positive"
+                "accounts.min_password_len must be at least 8; accounts.auth_failures_per_min and verification_sends_per_hour positive"
                     .into(),
             );
         }

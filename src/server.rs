@@ -283,9 +283,11 @@ impl Server {
         });
         let metrics = crate::api::metrics_router(self.registry.clone());
         self.relay.spawn_sweeper();
-        tokio::spawn(crate::api::tickets::write_back_sessions(
+        let write_back_stop = CancellationToken::new();
+        let write_back = tokio::spawn(crate::api::tickets::write_back_sessions(
             self.desk.clone(),
             self.relay.subscribe_ended(),
+            write_back_stop.clone(),
         ));
         // The API keeps answering through the grace period, so load balancers see /readyz turn 503
         // (`going_away`) while sessions drain; it stops with the relay.
@@ -341,10 +343,15 @@ impl Server {
         }
         endpoint.close(varint(ErrorCode::GoingAway), b"relay shutting down");
         http_stop.cancel();
+        // Every session has ended: their ends are queued for the tickets' processing records.
+        write_back_stop.cancel();
         // After the grace period, one bounded linger for the closes to be acknowledged and for HTTP requests
         // in flight to finish; then whatever is left is cut, so the process exits within grace + linger.
         let linger = tokio::time::Instant::now() + SHUTDOWN_LINGER;
         let _ = tokio::time::timeout_at(linger, endpoint.wait_idle()).await;
+        if tokio::time::timeout_at(linger, write_back).await.is_err() {
+            tracing::warn!("session ends still unrecorded after the linger");
+        }
         for (name, task) in [("http", http), ("metrics", metrics_task)] {
             let abort = task.abort_handle();
             if tokio::time::timeout_at(linger, task).await.is_err() {

@@ -59,6 +59,23 @@ async fn first_login_forces_a_password_change_and_a_phone_binding() {
         let (s, v) = a.get("/api/v1/users").await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v[0]["phone_verified"], true);
+        // Codes cost messages: a burst of 3 per user, then the sender is spared.
+        for _ in 0..2 {
+            let (s, _) = a
+                .post(
+                    "/api/v1/auth/phone",
+                    json!({ "phone": "+86 139 0000 0000" }),
+                )
+                .await;
+            assert_eq!(s, 202);
+        }
+        let (s, v) = a
+            .post(
+                "/api/v1/auth/phone",
+                json!({ "phone": "+86 139 0000 0000" }),
+            )
+            .await;
+        assert_eq!((s, code_of(&v)), (429, Some("rate_limited")));
         // The old password no longer works; the new one does, by employee id.
         assert_eq!(api::login(&relay.api, "admin", ADMIN_PASSWORD).await.0, 401);
         assert_eq!(api::login(&relay.api, "admin", PASSWORD).await.0, 200);
@@ -120,6 +137,14 @@ async fn login_by_employee_id_or_email_logout_and_disable() {
             .post("/api/v1/users", json!({ "employee_id": "x", "name": "x", "role": "wizard", "password": "long enough pw" }))
             .await;
         assert_eq!((s, code_of(&v)), (422, Some("validation_failed")));
+        let (s, v) = admin
+            .post("/api/v1/users", json!({ "employee_id": "T100", "name": "x", "role": "technician", "password": "long enough pw" }))
+            .await;
+        assert_eq!((s, code_of(&v)), (409, Some("conflict")), "employee ids differ in more than case");
+        for bad in [json!({ "name": "" }), json!({ "name": "a\u{0}b" }), json!({ "department": "d".repeat(201) })] {
+            let (s, v) = admin.patch(&format!("/api/v1/users/{}", t2.id()), bad).await;
+            assert_eq!((s, code_of(&v)), (422, Some("validation_failed")));
+        }
         // Non-administrators cannot create users.
         let sup = api::user(&admin, "s1", "supervisor").await;
         let (s, v) = sup

@@ -113,7 +113,7 @@ async fn articles_are_created_read_updated_and_deleted() {
         let (s, v) = t1.get("/api/v1/kb/articles?per_page=abc").await;
         assert_eq!((s, code_of(&v)), (422, Some("validation_failed")));
         let (s, v) = t1.get("/api/v1/kb/articles/abc").await;
-        assert_eq!((s, code_of(&v)), (404, Some("not_found")));
+        assert_eq!((s, code_of(&v)), (400, Some("bad_request")));
 
         // Pagination, newest first; a category filter includes subcategories.
         for i in 0..4 {

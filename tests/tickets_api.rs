@@ -429,3 +429,54 @@ async fn notifications_stream_live_over_server_sent_events() {
     .await
     .unwrap();
 }
+
+/// A remote-assistance session cut by the server's shutdown still gets its end written to the ticket.
+#[tokio::test]
+async fn a_session_ended_by_shutdown_is_still_written_back() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let mut relay = TestRelay::start().await;
+        let admin = api::admin(&relay).await;
+        let cust = api::user(&admin, "c1", "customer").await;
+        let tech = api::user(&admin, "t1", "technician").await;
+        let id = file(&cust, "screen is black", "low").await["id"]
+            .as_i64()
+            .unwrap();
+        admin
+            .post(
+                &format!("/api/v1/tickets/{id}/assign"),
+                json!({ "assignee_id": tech.id() }),
+            )
+            .await;
+        let (s, a) = tech
+            .post(&format!("/api/v1/tickets/{id}/assist"), json!({}))
+            .await;
+        assert_eq!(s, 201, "{a}");
+        let token = a["technician_token"].as_str().unwrap().to_string();
+        let _t = relay
+            .join_as("127.0.0.1:0", Hello::Technician { token })
+            .await
+            .unwrap();
+        let _c = relay
+            .customer(a["code"].as_str().unwrap(), true)
+            .await
+            .unwrap();
+        relay.shutdown.cancel();
+        (&mut relay.task).await.unwrap();
+        let store = assist_relay::store::Store::open(&relay.data_dir().join("assist-relay.db"))
+            .await
+            .unwrap();
+        let details: Vec<(String,)> =
+            sqlx::query_as("SELECT detail FROM ticket_records WHERE ticket_id = $1 ORDER BY id")
+                .bind(id)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(details.len(), 2, "{details:?}");
+        assert!(
+            details[1].0.contains("ended by relay shutdown"),
+            "{details:?}"
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -68,6 +68,20 @@ impl AuthLimiter {
             .try_take(now);
     }
 
+    /// Takes one token from the account's budget alone (for things every attempt spends, such as sending a
+    /// verification code), or says how long to wait.
+    pub fn take_account(&self, now: Instant, account: &str) -> Result<(), AccountError> {
+        let mut b = self
+            .accounts
+            .entry(account.to_owned())
+            .or_insert_with(|| TokenBucket::new(now, self.per_sec, self.burst));
+        if b.try_take(now) {
+            Ok(())
+        } else {
+            Err(AccountError::RateLimited(b.wait_time(now).as_secs().max(1)))
+        }
+    }
+
     /// A success clears the account's record (the address keeps its count: one address guessing many
     /// accounts stays limited).
     pub fn succeeded(&self, _from: IpAddr, account: &str) {

@@ -99,7 +99,7 @@ pub enum AccountError {
     #[error("{0}")]
     BadVerification(&'static str),
     /// Too many failures from this address or for this account.
-    #[error("too many failed attempts; retry in {0} s")]
+    #[error("too many attempts; retry in {0} s")]
     RateLimited(u64),
     /// A field is missing or malformed.
     #[error("{0}")]
@@ -273,6 +273,8 @@ pub struct Accounts {
     pub cfg: AccountsConfig,
     pub sender: Arc<dyn Sender>,
     pub limiter: Arc<limiter::AuthLimiter>,
+    /// Verification codes sent per user (each costs a message).
+    pub sends: Arc<limiter::AuthLimiter>,
     rng: SystemRandom,
 }
 
@@ -332,12 +334,17 @@ impl Accounts {
             cfg.auth_failures_per_min,
             cfg.auth_failure_burst,
         ));
+        let sends = Arc::new(limiter::AuthLimiter::new(
+            cfg.verification_sends_per_hour / 60.0,
+            3,
+        ));
         Accounts {
             store,
             clock,
             cfg,
             sender: Arc::new(OutboxSender),
             limiter,
+            sends,
             rng: SystemRandom::new(),
         }
     }
@@ -401,9 +408,9 @@ impl Accounts {
                 "employee_id: 1 to 64 characters, without '@'".into(),
             ));
         }
-        if u.name.trim().is_empty() || u.name.len() > 200 {
-            return Err(AccountError::Invalid("name: 1 to 200 characters".into()));
-        }
+        check_field("name", &u.name, 1)?;
+        check_field("department", &u.department, 0)?;
+        check_field("contact", &u.contact, 0)?;
         let email = match u.email.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(e) if e.contains('@') && e.len() <= 254 && !e.contains(char::is_whitespace) => {
@@ -420,18 +427,20 @@ impl Accounts {
         let hash = hash_password(&u.password);
         let mut tx = self.store.write().await?;
         let taken: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT employee_id, email FROM users WHERE employee_id = $1 OR (email IS NOT NULL AND email = $2)",
+            "SELECT employee_id, email FROM users WHERE LOWER(employee_id) = LOWER($1) OR (email IS NOT NULL AND email = $2)",
         )
         .bind(employee_id)
         .bind(&email)
         .fetch_optional(&mut **tx)
         .await?;
         if let Some((eid, _)) = taken {
-            return Err(AccountError::Taken(if eid == employee_id {
-                "employee_id"
-            } else {
-                "email"
-            }));
+            return Err(AccountError::Taken(
+                if eid.eq_ignore_ascii_case(employee_id) {
+                    "employee_id"
+                } else {
+                    "email"
+                },
+            ));
         }
         let row: UserRow = sqlx::query_as(&format!(
             "INSERT INTO users (employee_id, email, name, department, contact, role, password_hash, \
@@ -481,7 +490,7 @@ impl Accounts {
         let account_key = format!("login:{}", login.to_ascii_lowercase());
         self.limiter.check(now, from, &account_key)?;
         let row: Option<(i64, String, bool)> = sqlx::query_as(
-            "SELECT id, password_hash, disabled FROM users WHERE employee_id = $1 OR email = $2",
+            "SELECT id, password_hash, disabled FROM users WHERE LOWER(employee_id) = LOWER($1) OR email = $2",
         )
         .bind(login)
         .bind(login.to_ascii_lowercase())
@@ -611,7 +620,8 @@ impl Accounts {
         Ok(())
     }
 
-    /// Sends a 6-digit code to `phone` (through the [`Sender`]) to confirm it.
+    /// Sends a 6-digit code to `phone` (through the [`Sender`]) to confirm it; at most
+    /// `accounts.verification_sends_per_hour` per user (burst 3), since each may cost a text message.
     pub async fn start_phone_binding(&self, user: &User, phone: &str) -> Result<(), AccountError> {
         let phone = phone.trim();
         let digits = phone.chars().filter(char::is_ascii_digit).count();
@@ -624,6 +634,8 @@ impl Accounts {
                 "phone: 5 to 20 digits, optionally with +, spaces or dashes".into(),
             ));
         }
+        self.sends
+            .take_account(self.clock.now(), &format!("send:{}", user.id))?;
         let mut b = [0u8; 4];
         self.rng.fill(&mut b).expect("system randomness");
         let code = format!("{:06}", u32::from_be_bytes(b) % 1_000_000);
@@ -712,6 +724,15 @@ impl Accounts {
 
     /// Administrator: disable or enable a user, change the role or contact fields.
     pub async fn update_user(&self, id: i64, patch: &UserPatch) -> Result<User, AccountError> {
+        for (field, v, min) in [
+            ("name", &patch.name, 1),
+            ("department", &patch.department, 0),
+            ("contact", &patch.contact, 0),
+        ] {
+            if let Some(v) = v {
+                check_field(field, v, min)?;
+            }
+        }
         let mut tx = self.store.write().await?;
         let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
             .bind(id)
@@ -778,6 +799,20 @@ impl Accounts {
         tx.commit().await?;
         Ok(password)
     }
+}
+
+/// Longest name, department or contact, in characters.
+pub const MAX_FIELD_CHARS: usize = 200;
+
+/// A profile field: `min` to [`MAX_FIELD_CHARS`] characters (after trimming), no control characters.
+fn check_field(field: &str, v: &str, min: usize) -> Result<(), AccountError> {
+    let n = v.trim().chars().count();
+    if n < min || n > MAX_FIELD_CHARS || v.chars().any(char::is_control) {
+        return Err(AccountError::Invalid(format!(
+            "{field}: {min} to {MAX_FIELD_CHARS} characters without control characters"
+        )));
+    }
+    Ok(())
 }
 
 /// Constant-time equality of two byte strings of equal length.

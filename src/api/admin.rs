@@ -7,7 +7,7 @@
 //!   default sender puts the bootstrap administrator's verification code there);
 //! - `GET /api/v1/devices` (everyone logged in), `POST /api/v1/devices` (staff).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -203,7 +203,7 @@ pub struct OutboxQuery {
 pub(crate) async fn outbox(
     State(s): State<ApiState>,
     SetupCaller(c): SetupCaller,
-    Query(q): Query<OutboxQuery>,
+    super::kb::QueryOf(q): super::kb::QueryOf<OutboxQuery>,
 ) -> Result<Json<Vec<OutboxMessage>>, ApiError> {
     c.require_admin()?;
     let rows: Vec<(i64, Option<i64>, String, String, String, String)> = sqlx::query_as(

@@ -201,7 +201,8 @@ pub struct PhoneBinding {
 /// Sends a 6-digit verification code to the phone (through the configured sender; by default the outbox).
 #[utoipa::path(post, path = "/api/v1/auth/phone", tag = "auth", security(("bearer" = [])),
     request_body = PhoneBinding,
-    responses((status = 202), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub(crate) async fn bind_phone(
     State(s): State<ApiState>,
     SetupCaller(c): SetupCaller,

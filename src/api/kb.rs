@@ -53,10 +53,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
         match Path::<i64>::from_request_parts(parts, s).await {
             Ok(Path(id)) => Ok(IdPath(id)),
-            Err(_) => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such resource (ids are integers)",
+            Err(_) => Err(ApiError::bad_request(
+                "the id in the path must be an integer",
             )),
         }
     }

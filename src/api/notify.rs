@@ -9,7 +9,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
@@ -39,7 +39,7 @@ pub struct NotificationQuery {
 pub(crate) async fn list_notifications(
     State(s): State<ApiState>,
     c: Caller,
-    Query(q): Query<NotificationQuery>,
+    super::kb::QueryOf(q): super::kb::QueryOf<NotificationQuery>,
 ) -> Result<Json<Vec<Notification>>, ApiError> {
     Ok(Json(
         s.desk

@@ -36,13 +36,16 @@ fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
         ];
         for op in ops.into_iter().flatten() {
             let has_body = op.request_body.is_some();
-            let mut codes = vec!["400", "500"];
+            let mut codes = vec!["400", "408", "500"];
             if !public {
-                codes.push("401");
+                // 403 also answers a user whose first-login setup is not done (`setup_required`).
+                codes.extend(["401", "403"]);
             }
             if has_body {
-                codes.extend(["413", "415", "422"]);
+                codes.extend(["413", "415"]);
             }
+            // Bodies and query strings are validated (`validation_failed`).
+            codes.push("422");
             if path.contains('{') {
                 codes.push("404");
             }

@@ -322,26 +322,43 @@ pub(crate) async fn assist_from_ticket(
     ))
 }
 
-/// Writes each ended session that came from a ticket back to its processing records, until the relay
-/// shuts down.
+/// Writes each ended session that came from a ticket back to its processing records. When `stop` is
+/// cancelled (after the relay has drained at shutdown) it writes what is still queued, then returns.
 pub async fn write_back_sessions(
     desk: Desk,
     mut ended: tokio::sync::broadcast::Receiver<SessionSummary>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
-    loop {
-        match ended.recv().await {
-            Ok(summary) => {
-                if let Err(e) = desk.assist_ended(&summary).await {
-                    tracing::warn!(error = %e, session = %summary.id, "could not record the session's end");
-                }
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    let record = |summary: SessionSummary| {
+        let desk = desk.clone();
+        async move {
+            if let Err(e) = desk.assist_ended(&summary).await {
+                tracing::warn!(error = %e, session = %summary.id, "could not record the session's end");
             }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+        }
+    };
+    loop {
+        let next = tokio::select! {
+            r = ended.recv() => r,
+            () = stop.cancelled() => break,
+        };
+        match next {
+            Ok(summary) => record(summary).await,
+            Err(RecvError::Lagged(n)) => {
                 tracing::warn!(
                     missed = n,
                     "session summaries missed (too many ended at once)"
                 );
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            Err(RecvError::Closed) => return,
+        }
+    }
+    loop {
+        match ended.try_recv() {
+            Ok(summary) => record(summary).await,
+            Err(TryRecvError::Lagged(_)) => continue,
+            Err(_) => return,
         }
     }
 }

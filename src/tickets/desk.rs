@@ -604,7 +604,7 @@ impl Desk {
         let mut tx = self.store.write().await?;
         let t = self.get_in(&mut tx, id).await?;
         let Some(action) = action_to(t.facts(), to, by) else {
-            return Err(refused(&t, by, to.as_str()));
+            return Err(refused(&t, by, &format!("move to {to}")));
         };
         let reason = reason.map(str::trim).unwrap_or("");
         check_len("reason", reason, 0, MAX_TEXT)?;
@@ -851,7 +851,7 @@ fn refused(t: &Ticket, by: &User, wanted: &str) -> DeskError {
     let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
     DeskError::Transition {
         message: format!(
-            "cannot {wanted} a ticket that is {} (as {}); allowed now: {}",
+            "{wanted}: not allowed for a ticket that is {} (as {}); allowed now: {}",
             t.status,
             by.role,
             if names.is_empty() {
