@@ -3,19 +3,23 @@
 //! Passwords are hashed with argon2id (PHC strings). A login returns a random 256-bit session token; only its
 //! SHA-256 is stored, so a copy of the database holds no usable token. Tokens expire (`accounts.login_ttl`)
 //! and are revoked by logout, a password change or disabling the user. Until a user has changed the
-//! initial password and confirmed a phone number with a 6-digit code, [`Account::setup_missing`] names what
+//! initial password and confirmed a phone number with a 6-digit code, [`User::setup_missing`] names what
 //! is left and the API refuses everything else. Failed logins and verifications are limited per address and
-//! per account ([`limiter::AuthLimiter`]).
+//! per account ([`limiter::AuthLimiter`]). Hashing is in `password`, the first-login steps in `setup`, message
+//! delivery in `sender`.
 
 pub mod limiter;
+mod password;
+mod sender;
+mod setup;
+
+pub use password::{hash_password, verify_password};
+pub use sender::{BoxFuture, OutboxSender, Outgoing, Sender};
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
@@ -207,53 +211,6 @@ pub struct NewUser {
     pub password: String,
 }
 
-/// Where verification codes and notifications go. The default, [`OutboxSender`], writes them to the
-/// `outbox` table that administrators read; a deployment with an SMS gateway plugs in its own.
-pub trait Sender: Send + Sync + fmt::Debug + 'static {
-    fn send<'a>(
-        &'a self,
-        tx: &'a mut crate::store::WriteTx,
-        user_id: Option<i64>,
-        channel: &'a str,
-        recipient: &'a str,
-        body: &'a str,
-        at: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
-}
-
-/// A boxed future, so [`Sender`] is object safe.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
-/// Writes every message to the `outbox` table.
-#[derive(Debug, Default)]
-pub struct OutboxSender;
-
-impl Sender for OutboxSender {
-    fn send<'a>(
-        &'a self,
-        tx: &'a mut crate::store::WriteTx,
-        user_id: Option<i64>,
-        channel: &'a str,
-        recipient: &'a str,
-        body: &'a str,
-        at: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO outbox (user_id, channel, recipient, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(user_id)
-            .bind(channel)
-            .bind(recipient)
-            .bind(body)
-            .bind(at)
-            .execute(&mut *tx.tx)
-            .await?;
-            Ok(())
-        })
-    }
-}
-
 /// What [`Accounts::bootstrap`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bootstrap {
@@ -289,43 +246,9 @@ pub struct LoginOk {
     pub setup_required: Option<String>,
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(crate) fn sha256_hex(s: &str) -> String {
     data_encoding::HEXLOWER
         .encode(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
-}
-
-/// Hashes a password with argon2id and a random salt.
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 with default parameters")
-        .to_string()
-}
-
-/// [`hash_password`] on a blocking thread: argon2 takes tens of milliseconds of CPU.
-async fn hash_off_thread(password: &str) -> Result<String, AccountError> {
-    let p = password.to_owned();
-    tokio::task::spawn_blocking(move || hash_password(&p))
-        .await
-        .map_err(|_| AccountError::Invalid("password hashing failed".into()))
-}
-
-/// Checks a password against its PHC hash (argon2's comparison is constant-time).
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// A hash to verify against when the login names nobody, so both cases take the same time.
-fn dummy_hash() -> &'static str {
-    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    H.get_or_init(|| hash_password("no such user: this hash only spends the same time"))
 }
 
 impl Accounts {
@@ -349,7 +272,7 @@ impl Accounts {
         }
     }
 
-    fn now(&self) -> String {
+    pub(crate) fn now(&self) -> String {
         timestamp(self.clock.wall())
     }
 
@@ -357,6 +280,17 @@ impl Accounts {
         let mut b = [0u8; 32];
         self.rng.fill(&mut b).expect("system randomness");
         data_encoding::BASE64URL_NOPAD.encode(&b)
+    }
+
+    /// Refuses a password shorter than `accounts.min_password_len`.
+    fn check_password_len(&self, field: &str, pw: &str) -> Result<(), AccountError> {
+        if pw.chars().count() < self.cfg.min_password_len {
+            return Err(AccountError::WeakPassword(format!(
+                "{field}: at least {} characters",
+                self.cfg.min_password_len
+            )));
+        }
+        Ok(())
     }
 
     /// A random one-time password (16 characters from an unambiguous alphabet).
@@ -418,13 +352,8 @@ impl Accounts {
             }
             Some(_) => return Err(AccountError::Invalid("email: not an e-mail address".into())),
         };
-        if u.password.chars().count() < self.cfg.min_password_len {
-            return Err(AccountError::WeakPassword(format!(
-                "password: at least {} characters",
-                self.cfg.min_password_len
-            )));
-        }
-        let hash = hash_password(&u.password);
+        self.check_password_len("password", &u.password)?;
+        let hash = password::hash_off_thread(&u.password).await?;
         let mut tx = self.store.write().await?;
         let taken: Option<(String, Option<String>)> = sqlx::query_as(
             "SELECT employee_id, email FROM users WHERE LOWER(employee_id) = LOWER($1) OR (email IS NOT NULL AND email = $2)",
@@ -498,21 +427,13 @@ impl Accounts {
         .await?;
         let hash = row
             .as_ref()
-            .map_or(dummy_hash(), |r| r.1.as_str())
-            .to_owned();
-        let password = password.to_owned();
-        // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
-        let Some((id, _, disabled)) = row.filter(|_| ok) else {
+            .map_or(password::dummy_hash(), |r| r.1.as_str());
+        // Unknown users are checked against a dummy hash, so both take the same time.
+        let ok = password::verify_off_thread(password, hash).await;
+        let Some((id, _, _)) = row.filter(|(_, _, disabled)| ok && !disabled) else {
             self.limiter.failed(now, from, &account_key);
             return Err(AccountError::BadCredentials);
         };
-        if disabled {
-            self.limiter.failed(now, from, &account_key);
-            return Err(AccountError::BadCredentials);
-        }
         self.limiter.succeeded(from, &account_key);
         let token = self.random_token();
         let expires = self.clock.wall() + self.cfg.login_ttl.0;
@@ -567,158 +488,6 @@ impl Accounts {
             .execute(&mut **tx)
             .await?;
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// Changes the password; every other session of the user is revoked.
-    pub async fn change_password(
-        &self,
-        user: &User,
-        token: &str,
-        old: &str,
-        new: &str,
-    ) -> Result<(), AccountError> {
-        let (hash,): (String,) = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
-            .bind(user.id)
-            .fetch_one(&self.store.pool)
-            .await?;
-        let (old_owned, h) = (old.to_owned(), hash.clone());
-        if !tokio::task::spawn_blocking(move || verify_password(&old_owned, &h))
-            .await
-            .unwrap_or(false)
-        {
-            return Err(AccountError::WrongPassword);
-        }
-        if new.chars().count() < self.cfg.min_password_len {
-            return Err(AccountError::WeakPassword(format!(
-                "new_password: at least {} characters",
-                self.cfg.min_password_len
-            )));
-        }
-        if new == old {
-            return Err(AccountError::WeakPassword(
-                "new_password: must differ from the current one".into(),
-            ));
-        }
-        let new_hash = hash_off_thread(new).await?;
-        let mut tx = self.store.write().await?;
-        sqlx::query(
-            "UPDATE users SET password_hash = $1, must_change_password = FALSE WHERE id = $2",
-        )
-        .bind(new_hash)
-        .bind(user.id)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "UPDATE login_sessions SET revoked = TRUE WHERE user_id = $1 AND token_hash <> $2",
-        )
-        .bind(user.id)
-        .bind(sha256_hex(token))
-        .execute(&mut **tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Sends a 6-digit code to `phone` (through the [`Sender`]) to confirm it; at most
-    /// `accounts.verification_sends_per_hour` per user (burst 3), since each may cost a text message.
-    pub async fn start_phone_binding(&self, user: &User, phone: &str) -> Result<(), AccountError> {
-        let phone = phone.trim();
-        let digits = phone.chars().filter(char::is_ascii_digit).count();
-        if !(5..=20).contains(&digits)
-            || !phone
-                .chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-'))
-        {
-            return Err(AccountError::Invalid(
-                "phone: 5 to 20 digits, optionally with +, spaces or dashes".into(),
-            ));
-        }
-        self.sends
-            .take_account(self.clock.now(), &format!("send:{}", user.id))?;
-        let mut b = [0u8; 4];
-        self.rng.fill(&mut b).expect("system randomness");
-        let code = format!("{:06}", u32::from_be_bytes(b) % 1_000_000);
-        let expires = timestamp(self.clock.wall() + self.cfg.verification_ttl.0);
-        let now = self.now();
-        let mut tx = self.store.write().await?;
-        sqlx::query(
-            "INSERT INTO phone_verifications (user_id, phone, code_hash, expires_at, attempts) VALUES ($1, $2, $3, $4, 0) \
-             ON CONFLICT (user_id) DO UPDATE SET phone = excluded.phone, code_hash = excluded.code_hash, \
-             expires_at = excluded.expires_at, attempts = 0",
-        )
-        .bind(user.id)
-        .bind(phone)
-        .bind(sha256_hex(&format!("{}:{code}", user.id)))
-        .bind(expires)
-        .execute(&mut **tx)
-        .await?;
-        let body = format!(
-            "assist-relay verification code: {code} (valid {})",
-            self.cfg.verification_ttl
-        );
-        self.sender
-            .send(&mut tx, Some(user.id), "sms", phone, &body, &now)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Confirms the phone with the code sent by [`Accounts::start_phone_binding`].
-    pub async fn verify_phone(
-        &self,
-        from: std::net::IpAddr,
-        user: &User,
-        code: &str,
-    ) -> Result<(), AccountError> {
-        let now = self.clock.now();
-        let key = format!("verify:{}", user.id);
-        self.limiter.check(now, from, &key)?;
-        let mut tx = self.store.write().await?;
-        let row: Option<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT phone, code_hash, expires_at, attempts FROM phone_verifications WHERE user_id = $1",
-        )
-        .bind(user.id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let Some((phone, hash, expires, attempts)) = row else {
-            return Err(AccountError::BadVerification(
-                "no verification code was sent: POST /api/v1/auth/phone first",
-            ));
-        };
-        if expires <= self.now() {
-            return Err(AccountError::BadVerification(
-                "the verification code expired: request a new one",
-            ));
-        }
-        if attempts >= i64::from(self.cfg.verification_attempts) {
-            return Err(AccountError::BadVerification(
-                "too many wrong codes: request a new one",
-            ));
-        }
-        let given = sha256_hex(&format!("{}:{}", user.id, code.trim()));
-        if !ring_eq(given.as_bytes(), hash.as_bytes()) {
-            sqlx::query(
-                "UPDATE phone_verifications SET attempts = attempts + 1 WHERE user_id = $1",
-            )
-            .bind(user.id)
-            .execute(&mut **tx)
-            .await?;
-            tx.commit().await?;
-            self.limiter.failed(now, from, &key);
-            return Err(AccountError::BadVerification("wrong verification code"));
-        }
-        sqlx::query("UPDATE users SET phone = $1, phone_verified = TRUE WHERE id = $2")
-            .bind(&phone)
-            .bind(user.id)
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("DELETE FROM phone_verifications WHERE user_id = $1")
-            .bind(user.id)
-            .execute(&mut **tx)
-            .await?;
-        tx.commit().await?;
-        self.limiter.succeeded(from, &key);
         Ok(())
     }
 
@@ -783,7 +552,7 @@ impl Accounts {
     pub async fn reset_password(&self, id: i64) -> Result<String, AccountError> {
         self.user(id).await?;
         let password = self.random_password();
-        let hash = hash_off_thread(&password).await?;
+        let hash = password::hash_off_thread(&password).await?;
         let mut tx = self.store.write().await?;
         sqlx::query(
             "UPDATE users SET password_hash = $1, must_change_password = TRUE WHERE id = $2",
@@ -815,11 +584,6 @@ fn check_field(field: &str, v: &str, min: usize) -> Result<(), AccountError> {
     Ok(())
 }
 
-/// Constant-time equality of two byte strings of equal length.
-fn ring_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Fields an administrator may change on a user.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -829,9 +593,4 @@ pub struct UserPatch {
     pub contact: Option<String>,
     pub role: Option<Role>,
     pub disabled: Option<bool>,
-}
-
-/// What `SystemTime` a stored timestamp is, for tests.
-pub fn parse_timestamp(s: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339(s).ok()
 }

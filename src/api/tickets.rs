@@ -17,9 +17,8 @@ use super::auth::Caller;
 use super::{ApiError, ApiState, ErrorBody, JsonBody};
 use crate::accounts::Role;
 use crate::relay::SessionSummary;
-use crate::tickets::desk::{
-    AuditEntry, Desk, DeskError, Message, NewTicket, Page, Record, Ticket, TicketFilter,
-};
+use crate::tickets::desk::{AuditEntry, Desk, DeskError, Message, NewTicket, Record, Ticket};
+use crate::tickets::list::{Page, TicketFilter};
 use crate::tickets::Status;
 
 impl From<DeskError> for ApiError {

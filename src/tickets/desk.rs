@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::Sqlite;
 use time::UtcOffset;
 
-use super::notify::{self, Hub};
+use super::notify::{self, Hub, Notification};
 use super::{
     action_to, allowed_statuses, number, transition, Action, Facts, Kind, Priority, Status,
 };
 use crate::accounts::{Role, User};
 use crate::clock::Clock;
-use crate::store::{business_day, like_escape, timestamp, Store, StoreError, WriteTx};
+use crate::store::{business_day, timestamp, Store, StoreError, WriteTx};
 
 /// Why a desk operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,7 @@ pub struct Ticket {
 }
 
 #[derive(sqlx::FromRow)]
-struct TicketRow {
+pub(super) struct TicketRow {
     id: i64,
     number: String,
     title: String,
@@ -91,10 +91,10 @@ struct TicketRow {
     updated_at: String,
 }
 
-const TICKET_COLUMNS: &str = "id, number, title, reporter_id, department, contact, kind, priority, \
+pub(super) const TICKET_COLUMNS: &str = "id, number, title, reporter_id, department, contact, kind, priority, \
      description, device_id, device_text, status, assignee_id, approved_by, reopen_count, created_at, updated_at";
 
-fn ticket_from(r: TicketRow) -> Ticket {
+pub(super) fn ticket_from(r: TicketRow) -> Ticket {
     Ticket {
         id: r.id,
         number: r.number,
@@ -155,7 +155,7 @@ pub const MAX_TITLE: usize = 200;
 pub const MAX_TEXT: usize = 20_000;
 pub const MAX_SHORT: usize = 200;
 
-fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), DeskError> {
+pub(super) fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), DeskError> {
     let n = v.chars().count();
     if n < min || n > max {
         return Err(DeskError::Invalid(format!(
@@ -170,36 +170,6 @@ fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), DeskErr
         )));
     }
     Ok(())
-}
-
-/// List filters (`GET /api/v1/tickets`).
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct TicketFilter {
-    pub status: Option<Status>,
-    pub kind: Option<Kind>,
-    pub priority: Option<Priority>,
-    pub assignee_id: Option<i64>,
-    pub reporter_id: Option<i64>,
-    /// Created at or after (RFC 3339).
-    pub created_from: Option<String>,
-    /// Created before (RFC 3339).
-    pub created_to: Option<String>,
-    /// Words in the title or the description.
-    pub q: Option<String>,
-    /// From 1.
-    pub page: Option<u32>,
-    pub per_page: Option<u32>,
-}
-
-/// A page of a list.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub total: i64,
-    pub page: u32,
-    pub per_page: u32,
 }
 
 /// A message on a ticket.
@@ -250,6 +220,35 @@ pub struct Desk {
     pub hub: Hub,
     /// Notifications also go out through the accounts' sender (by default the outbox).
     pub sender: Arc<dyn crate::accounts::Sender>,
+}
+
+impl Desk {
+    /// Stores a notification in `tx` and hands it to the sender; publish it after the commit.
+    async fn notify(
+        &self,
+        tx: &mut WriteTx,
+        at: &str,
+        user: i64,
+        kind: &str,
+        ticket: i64,
+        body: &str,
+    ) -> Result<Notification, DeskError> {
+        Ok(notify::insert(tx, &*self.sender, user, kind, Some(ticket), body, at).await?)
+    }
+}
+
+/// A ticket by id, read through `e` (the pool, or a write transaction's connection).
+async fn load<'e, E>(e: E, id: i64) -> Result<Ticket, DeskError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    let row: Option<TicketRow> = sqlx::query_as(&format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(e)
+    .await?;
+    row.map(ticket_from).ok_or(DeskError::NotFound)
 }
 
 /// Writes one audit entry: `[action, field, old value, new value]`.
@@ -364,16 +363,8 @@ impl Desk {
             for (sid,) in supervisors {
                 let body = format!("{} ({}) needs your approval", ticket.number, t.priority);
                 sent.push(
-                    notify::insert(
-                        &mut tx,
-                        &*self.sender,
-                        sid,
-                        "approval_needed",
-                        Some(ticket.id),
-                        &body,
-                        &now,
-                    )
-                    .await?,
+                    self.notify(&mut tx, &now, sid, "approval_needed", ticket.id, &body)
+                        .await?,
                 );
             }
         }
@@ -384,113 +375,14 @@ impl Desk {
 
     /// A ticket by id.
     pub async fn get(&self, id: i64) -> Result<Ticket, DeskError> {
-        let row: Option<TicketRow> = sqlx::query_as(&format!(
-            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.store.pool)
-        .await?;
-        row.map(ticket_from).ok_or(DeskError::NotFound)
-    }
-
-    async fn get_in(&self, tx: &mut WriteTx, id: i64) -> Result<Ticket, DeskError> {
-        let row: Option<TicketRow> = sqlx::query_as(&format!(
-            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(tx.conn())
-        .await?;
-        row.map(ticket_from).ok_or(DeskError::NotFound)
-    }
-
-    /// A filtered, paginated list, newest first (ties broken by id). `only_reporter` restricts it to one
-    /// reporter's tickets (customers).
-    pub async fn list(
-        &self,
-        f: &TicketFilter,
-        only_reporter: Option<i64>,
-        max_page: u32,
-    ) -> Result<Page<Ticket>, DeskError> {
-        let page = f.page.unwrap_or(1).max(1);
-        let per_page = f.per_page.unwrap_or(20).clamp(1, max_page.max(1));
-        let time = |field: &str, v: &Option<String>| -> Result<Option<String>, DeskError> {
-            v.as_deref()
-                .map(|s| {
-                    humantime::parse_rfc3339_weak(s)
-                        .map(timestamp)
-                        .map_err(|_| {
-                            DeskError::Invalid(format!("{field}: not an RFC 3339 time: {s:?}"))
-                        })
-                })
-                .transpose()
-        };
-        let (from, to) = (
-            time("created_from", &f.created_from)?,
-            time("created_to", &f.created_to)?,
-        );
-        if let Some(q) = &f.q {
-            check_len("q", q, 0, MAX_SHORT)?;
-        }
-        let filters = |qb: &mut QueryBuilder<'_, Sqlite>| {
-            qb.push(" WHERE 1 = 1");
-            if let Some(v) = f.status {
-                qb.push(" AND status = ").push_bind(v.as_str());
-            }
-            if let Some(v) = f.kind {
-                qb.push(" AND kind = ").push_bind(v.as_str());
-            }
-            if let Some(v) = f.priority {
-                qb.push(" AND priority = ").push_bind(v.as_str());
-            }
-            if let Some(v) = f.assignee_id {
-                qb.push(" AND assignee_id = ").push_bind(v);
-            }
-            if let Some(v) = only_reporter.or(f.reporter_id) {
-                qb.push(" AND reporter_id = ").push_bind(v);
-            }
-            if only_reporter.is_some() {
-                if let Some(v) = f.reporter_id {
-                    qb.push(" AND reporter_id = ").push_bind(v);
-                }
-            }
-            if let Some(v) = from.clone() {
-                qb.push(" AND created_at >= ").push_bind(v);
-            }
-            if let Some(v) = to.clone() {
-                qb.push(" AND created_at < ").push_bind(v);
-            }
-            if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-                let pattern = format!("%{}%", like_escape(q));
-                qb.push(" AND (title LIKE ")
-                    .push_bind(pattern.clone())
-                    .push(" ESCAPE '\\' OR description LIKE ")
-                    .push_bind(pattern)
-                    .push(" ESCAPE '\\')");
-            }
-        };
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM tickets");
-        filters(&mut count);
-        let (total,): (i64,) = count.build_query_as().fetch_one(&self.store.pool).await?;
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {TICKET_COLUMNS} FROM tickets"));
-        filters(&mut qb);
-        qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(per_page))
-            .push(" OFFSET ")
-            .push_bind(i64::from(page - 1) * i64::from(per_page));
-        let rows: Vec<TicketRow> = qb.build_query_as().fetch_all(&self.store.pool).await?;
-        Ok(Page {
-            items: rows.into_iter().map(ticket_from).collect(),
-            total,
-            page,
-            per_page,
-        })
+        load(&self.store.pool, id).await
     }
 
     /// Approves a ticket awaiting approval (supervisor).
     pub async fn approve(&self, by: &User, id: i64) -> Result<Ticket, DeskError> {
         let now = self.now();
         let mut tx = self.store.write().await?;
-        let t = self.get_in(&mut tx, id).await?;
+        let t = load(tx.conn(), id).await?;
         let Some(to) = transition(t.facts(), Action::Approve, by) else {
             return Err(refused(&t, by, "approve"));
         };
@@ -512,16 +404,9 @@ impl Desk {
         )
         .await?;
         let body = format!("{} was approved", t.number);
-        let n = notify::insert(
-            &mut tx,
-            &*self.sender,
-            t.reporter_id,
-            "approved",
-            Some(id),
-            &body,
-            &now,
-        )
-        .await?;
+        let n = self
+            .notify(&mut tx, &now, t.reporter_id, "approved", id, &body)
+            .await?;
         tx.commit().await?;
         self.hub.publish([n]);
         self.get(id).await
@@ -531,7 +416,7 @@ impl Desk {
     pub async fn assign(&self, by: &User, id: i64, assignee: i64) -> Result<Ticket, DeskError> {
         let now = self.now();
         let mut tx = self.store.write().await?;
-        let t = self.get_in(&mut tx, id).await?;
+        let t = load(tx.conn(), id).await?;
         let Some(to) = transition(t.facts(), Action::Assign, by) else {
             return Err(refused(&t, by, "assign"));
         };
@@ -577,16 +462,9 @@ impl Desk {
             .await?;
         }
         let body = format!("{} \"{}\" was assigned to you", t.number, t.title);
-        let n = notify::insert(
-            &mut tx,
-            &*self.sender,
-            assignee,
-            "assigned",
-            Some(id),
-            &body,
-            &now,
-        )
-        .await?;
+        let n = self
+            .notify(&mut tx, &now, assignee, "assigned", id, &body)
+            .await?;
         tx.commit().await?;
         self.hub.publish([n]);
         self.get(id).await
@@ -602,7 +480,7 @@ impl Desk {
     ) -> Result<Ticket, DeskError> {
         let now = self.now();
         let mut tx = self.store.write().await?;
-        let t = self.get_in(&mut tx, id).await?;
+        let t = load(tx.conn(), id).await?;
         let Some(action) = action_to(t.facts(), to, by) else {
             return Err(refused(&t, by, &format!("move to {to}")));
         };
@@ -642,14 +520,13 @@ impl Desk {
             Action::Resolve => {
                 let body = format!("{} is solved: please confirm, or say it is not", t.number);
                 sent.push(
-                    notify::insert(
+                    self.notify(
                         &mut tx,
-                        &*self.sender,
+                        &now,
                         t.reporter_id,
                         "awaiting_confirmation",
-                        Some(id),
+                        id,
                         &body,
-                        &now,
                     )
                     .await?,
                 );
@@ -665,34 +542,15 @@ impl Desk {
                 .await?;
                 if let Some(a) = t.assignee_id {
                     let body = format!("{} was reported unsolved: {reason}", t.number);
-                    sent.push(
-                        notify::insert(
-                            &mut tx,
-                            &*self.sender,
-                            a,
-                            "reopened",
-                            Some(id),
-                            &body,
-                            &now,
-                        )
-                        .await?,
-                    );
+                    sent.push(self.notify(&mut tx, &now, a, "reopened", id, &body).await?);
                 }
             }
             Action::Confirm => {
                 if let Some(a) = t.assignee_id {
                     let body = format!("{} was confirmed solved", t.number);
                     sent.push(
-                        notify::insert(
-                            &mut tx,
-                            &*self.sender,
-                            a,
-                            "confirmed",
-                            Some(id),
-                            &body,
-                            &now,
-                        )
-                        .await?,
+                        self.notify(&mut tx, &now, a, "confirmed", id, &body)
+                            .await?,
                     );
                 }
             }
@@ -719,7 +577,7 @@ impl Desk {
         }
         let now = self.now();
         let mut tx = self.store.write().await?;
-        self.get_in(&mut tx, id).await?;
+        load(tx.conn(), id).await?;
         let (mid,): (i64,) = sqlx::query_as(
             "INSERT INTO ticket_messages (ticket_id, author_id, internal, body, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -780,7 +638,7 @@ impl Desk {
         }
         let now = self.now();
         let mut tx = self.store.write().await?;
-        let t = self.get_in(&mut tx, id).await?;
+        let t = load(tx.conn(), id).await?;
         if let Some(u) = by {
             if t.assignee_id != Some(u.id) && u.role < Role::Supervisor {
                 return Err(DeskError::Forbidden(

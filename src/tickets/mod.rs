@@ -15,6 +15,7 @@
 
 pub mod assist;
 pub mod desk;
+pub mod list;
 pub mod notify;
 
 use std::fmt;

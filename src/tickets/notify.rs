@@ -81,7 +81,16 @@ pub async fn insert(
             .fetch_one(tx.conn())
             .await?;
     sender
-        .send(tx, Some(user_id), "notification", &recipient, body, at)
+        .send(
+            tx,
+            crate::accounts::Outgoing {
+                user_id: Some(user_id),
+                channel: "notification",
+                recipient: &recipient,
+                body,
+                at,
+            },
+        )
         .await?;
     Ok(Notification {
         id,
