@@ -161,11 +161,10 @@ pub(crate) async fn put_rules(
         .iter()
         .find(|r| !PRIORITIES.contains(&r.priority.as_str()))
     {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            format!("unknown priority {:?}: one of {PRIORITIES:?}", bad.priority),
-        ));
+        return Err(ApiError::validation(format!(
+            "unknown priority {:?}: one of {PRIORITIES:?}",
+            bad.priority
+        )));
     }
     let mut tx = s.accounts.store.write().await?;
     for r in &rules {
@@ -203,7 +202,7 @@ pub struct OutboxQuery {
 pub(crate) async fn outbox(
     State(s): State<ApiState>,
     SetupCaller(c): SetupCaller,
-    super::kb::QueryOf(q): super::kb::QueryOf<OutboxQuery>,
+    super::QueryOf(q): super::QueryOf<OutboxQuery>,
 ) -> Result<Json<Vec<OutboxMessage>>, ApiError> {
     c.require_admin()?;
     let rows: Vec<(i64, Option<i64>, String, String, String, String)> = sqlx::query_as(
@@ -281,9 +280,7 @@ pub(crate) async fn create_device(
     c.require(Role::Technician)?;
     let (number, model) = (d.number.trim(), d.model.trim());
     if number.is_empty() || number.len() > 100 || model.is_empty() || model.len() > 200 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+        return Err(ApiError::validation(
             "number (1 to 100 characters) and model (1 to 200) are required",
         ));
     }

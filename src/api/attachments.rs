@@ -18,8 +18,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::kb::{now, staff, IdPath, QueryOf};
+use super::kb::{now, staff};
 use super::{ApiError, ApiState, ErrorBody};
+use super::{IdPath, QueryOf};
 use crate::attachments::{self, Attachment, AttachmentError, AttachmentStore, OwnerKind};
 use crate::kb::{self, KbError};
 
@@ -116,7 +117,7 @@ pub(crate) async fn upload_ticket(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Attachment>), ApiError> {
-    super::tickets::ticket_access(&s, &c, id, true).await?;
+    super::tickets::ticket_access(&s, &c, id).await?;
     upload(&s, &c, OwnerKind::Ticket, id, q.name, &headers, body).await
 }
 
@@ -129,7 +130,7 @@ pub(crate) async fn list_ticket(
     c: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<Vec<Attachment>>, ApiError> {
-    super::tickets::ticket_access(&s, &c, id, false).await?;
+    super::tickets::ticket_access(&s, &c, id).await?;
     Ok(Json(
         attachments::list(&s.accounts.store, OwnerKind::Ticket, id).await?,
     ))
@@ -207,7 +208,7 @@ pub(crate) async fn download(
         .ok_or_else(missing)?;
     match a.owner_kind {
         OwnerKind::Ticket => {
-            super::tickets::ticket_access(&s, &c, a.owner_id, false)
+            super::tickets::ticket_access(&s, &c, a.owner_id)
                 .await
                 .map_err(|e| {
                     if e.status == StatusCode::NOT_FOUND {

@@ -113,11 +113,7 @@ pub(crate) async fn login(
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginOk>, ApiError> {
     if req.login.len() > 254 || req.password.len() > 1024 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "login or password too long",
-        ));
+        return Err(ApiError::validation("login or password too long"));
     }
     Ok(Json(s.accounts.login(ip, &req.login, &req.password).await?))
 }
@@ -179,11 +175,7 @@ pub(crate) async fn change_password(
     JsonBody(req): JsonBody<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     if req.new_password.len() > 1024 || req.old_password.len() > 1024 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "password too long",
-        ));
+        return Err(ApiError::validation("password too long"));
     }
     s.accounts
         .change_password(&c.user, &c.token, &req.old_password, &req.new_password)

@@ -9,15 +9,14 @@
 //! see is 404, never 403. Also here: [`IdPath`] and [`QueryOf`], extractors that answer a malformed path id
 //! or query string with our error shape.
 
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{ApiError, ApiState, ErrorBody, JsonBody};
+use super::{ApiError, ApiState, ErrorBody, IdPath, JsonBody, QueryOf};
 use crate::accounts::Role;
 use crate::kb::{
     self, Article, ArticlePage, ArticleUpdate, CategoryCount, KbError, ListQuery, NewArticle,
@@ -32,9 +31,7 @@ pub const TICKET_ARTICLE_CATEGORY: &str = "tickets";
 impl From<KbError> for ApiError {
     fn from(e: KbError) -> ApiError {
         match e {
-            KbError::Invalid(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", m)
-            }
+            KbError::Invalid(m) => ApiError::validation(m),
             KbError::Reserved => {
                 ApiError::new(StatusCode::FORBIDDEN, "reserved_category", e.to_string())
             }
@@ -43,38 +40,6 @@ impl From<KbError> for ApiError {
             KbError::Store(s) => s.into(),
         }
     }
-}
-
-/// A numeric `{id}` path segment; anything else is 404 `not_found`.
-pub struct IdPath(pub i64);
-
-impl<S: Send + Sync> FromRequestParts<S> for IdPath {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
-        match Path::<i64>::from_request_parts(parts, s).await {
-            Ok(Path(id)) => Ok(IdPath(id)),
-            Err(_) => Err(ApiError::bad_request(
-                "the id in the path must be an integer",
-            )),
-        }
-    }
-}
-
-/// A query string; a malformed one is 422 `validation_failed`.
-pub struct QueryOf<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for QueryOf<T> {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
-        match Query::<T>::from_request_parts(parts, s).await {
-            Ok(Query(v)) => Ok(QueryOf(v)),
-            Err(e) => Err(validation(e.body_text())),
-        }
-    }
-}
-
-pub(crate) fn validation(msg: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", msg)
 }
 
 /// The caller as a knowledge-base reader, refusing customers.
@@ -133,7 +98,7 @@ pub(crate) async fn list_articles(
     let v = staff(&c)?;
     let (page, per_page) = (q.page.unwrap_or(1), q.per_page.unwrap_or(DEFAULT_PAGE_SIZE));
     if page == 0 || per_page == 0 {
-        return Err(validation("page and per_page start at 1"));
+        return Err(ApiError::validation("page and per_page start at 1"));
     }
     let query = ListQuery {
         q: q.q.unwrap_or_default(),
@@ -256,7 +221,7 @@ pub(crate) async fn article_from_ticket(
     JsonBody(req): JsonBody<TicketArticleRequest>,
 ) -> Result<(StatusCode, Json<Article>), ApiError> {
     let v = staff(&c)?;
-    super::tickets::ticket_access(&s, &c, id, false).await?;
+    super::tickets::ticket_access(&s, &c, id).await?;
     let pool = &s.accounts.store.pool;
     let (title, description): (String, String) =
         sqlx::query_as("SELECT title, description FROM tickets WHERE id = $1")

@@ -26,7 +26,8 @@ pub mod tickets;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -94,6 +95,14 @@ impl ApiError {
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    /// 422 `validation_failed`: a field or query parameter breaks a rule (the message names it).
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        )
     }
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
@@ -181,6 +190,34 @@ impl From<AccountError> for ApiError {
             err = err.with("retry_after_secs", s.into());
         }
         err
+    }
+}
+
+/// A numeric `{id}` path segment; anything else is 400 `bad_request`.
+pub struct IdPath(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
+        match Path::<i64>::from_request_parts(parts, s).await {
+            Ok(Path(id)) => Ok(IdPath(id)),
+            Err(_) => Err(ApiError::bad_request(
+                "the id in the path must be an integer",
+            )),
+        }
+    }
+}
+
+/// A query string; a malformed one is 422 `validation_failed`.
+pub struct QueryOf<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for QueryOf<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, s).await {
+            Ok(Query(v)) => Ok(QueryOf(v)),
+            Err(e) => Err(ApiError::validation(e.body_text())),
+        }
     }
 }
 

@@ -39,7 +39,7 @@ pub struct NotificationQuery {
 pub(crate) async fn list_notifications(
     State(s): State<ApiState>,
     c: Caller,
-    super::kb::QueryOf(q): super::kb::QueryOf<NotificationQuery>,
+    super::QueryOf(q): super::QueryOf<NotificationQuery>,
 ) -> Result<Json<Vec<Notification>>, ApiError> {
     Ok(Json(
         s.desk

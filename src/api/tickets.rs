@@ -6,7 +6,7 @@
 //! - `GET/POST /api/v1/tickets/{id}/messages`, `/records`; `GET /api/v1/tickets/{id}/audit` (staff);
 //! - `POST /api/v1/tickets/{id}/assist` (the assignee): a relay session bound to the ticket.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::assist::{created_body, CreatedSession};
 use super::auth::Caller;
-use super::{ApiError, ApiState, ErrorBody, JsonBody};
+use super::{ApiError, ApiState, ErrorBody, JsonBody, QueryOf};
 use crate::accounts::Role;
 use crate::relay::SessionSummary;
 use crate::tickets::desk::{AuditEntry, Desk, DeskError, Message, NewTicket, Record, Ticket};
@@ -25,9 +25,7 @@ impl From<DeskError> for ApiError {
     fn from(e: DeskError) -> ApiError {
         match e {
             DeskError::NotFound => ApiError::not_found("ticket"),
-            DeskError::Invalid(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", m)
-            }
+            DeskError::Invalid(m) => ApiError::validation(m),
             DeskError::Forbidden(m) => ApiError::forbidden(m),
             DeskError::Transition { message, allowed } => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", message)
@@ -38,15 +36,9 @@ impl From<DeskError> for ApiError {
     }
 }
 
-/// Whether `c` may read (`write == false`) or add to (`write == true`) ticket `id`: staff may read every
-/// ticket and add to it; a customer only its own tickets. A ticket the caller may not see is "not found".
-pub(crate) async fn ticket_access(
-    s: &ApiState,
-    c: &Caller,
-    id: i64,
-    write: bool,
-) -> Result<Ticket, ApiError> {
-    let _ = write;
+/// Ticket `id` if `c` may see it, and so add messages and attachments to it: staff every ticket, a customer
+/// only its own. A ticket the caller may not see is "not found", so its existence does not leak.
+pub(crate) async fn ticket_access(s: &ApiState, c: &Caller, id: i64) -> Result<Ticket, ApiError> {
     let t = s.desk.get(id).await?;
     if c.role().is_staff() || t.reporter_id == c.id() {
         Ok(t)
@@ -75,15 +67,8 @@ pub(crate) async fn create_ticket(
 pub(crate) async fn list_tickets(
     State(s): State<ApiState>,
     c: Caller,
-    q: Result<Query<TicketFilter>, axum::extract::rejection::QueryRejection>,
+    QueryOf(f): QueryOf<TicketFilter>,
 ) -> Result<Json<Page<Ticket>>, ApiError> {
-    let Query(f) = q.map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            e.body_text(),
-        )
-    })?;
     let only = (!c.role().is_staff()).then_some(c.id());
     let max = s.relay.cfg.tickets.max_page_size;
     Ok(Json(s.desk.list(&f, only, max).await?))
@@ -98,7 +83,7 @@ pub(crate) async fn get_ticket(
     c: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Ticket>, ApiError> {
-    Ok(Json(ticket_access(&s, &c, id, false).await?))
+    Ok(Json(ticket_access(&s, &c, id).await?))
 }
 
 /// Approves a ticket awaiting approval (supervisors).
@@ -159,7 +144,7 @@ pub(crate) async fn set_ticket_status(
     Path(id): Path<i64>,
     JsonBody(b): JsonBody<StatusChange>,
 ) -> Result<Json<Ticket>, ApiError> {
-    ticket_access(&s, &c, id, true).await?;
+    ticket_access(&s, &c, id).await?;
     Ok(Json(
         s.desk
             .set_status(&c.user, id, b.status, b.reason.as_deref())
@@ -186,7 +171,7 @@ pub(crate) async fn list_messages(
     c: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<Message>>, ApiError> {
-    ticket_access(&s, &c, id, false).await?;
+    ticket_access(&s, &c, id).await?;
     Ok(Json(s.desk.messages(id, c.role().is_staff()).await?))
 }
 
@@ -201,7 +186,7 @@ pub(crate) async fn add_message(
     Path(id): Path<i64>,
     JsonBody(m): JsonBody<NewMessage>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
-    ticket_access(&s, &c, id, true).await?;
+    ticket_access(&s, &c, id).await?;
     let msg = s.desk.add_message(&c.user, id, &m.body, m.internal).await?;
     Ok((StatusCode::CREATED, Json(msg)))
 }
@@ -225,7 +210,7 @@ pub(crate) async fn list_records(
     c: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<Record>>, ApiError> {
-    ticket_access(&s, &c, id, false).await?;
+    ticket_access(&s, &c, id).await?;
     Ok(Json(s.desk.records(id).await?))
 }
 
