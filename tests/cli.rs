@@ -2,6 +2,7 @@
 //! as separate processes, a refused code, and SIGTERM.
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,38 @@ impl Drop for Reap {
 
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_whitespace().find_map(|w| w.strip_prefix(key))
+}
+
+/// Starts the demo technician and reads up to the `code:` line it prints once it has joined.
+fn start_technician(
+    http: &str,
+    data: &Path,
+    save: impl AsRef<std::ffi::OsStr>,
+    extra: &[&str],
+) -> (Reap, BufReader<std::process::ChildStdout>, String) {
+    let mut tech = Reap(
+        Command::new(BIN)
+            .args(["technician", "--api", &format!("http://{http}")])
+            .arg("--operator-key-file")
+            .arg(data.join("operator.key"))
+            .arg("--save")
+            .arg(save)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(tech.0.stdout.take().unwrap());
+    let mut code = String::new();
+    while !code.starts_with("code: ") {
+        code.clear();
+        assert!(
+            out.read_line(&mut code).unwrap() > 0,
+            "technician printed no code"
+        );
+    }
+    let code = code.trim().strip_prefix("code: ").unwrap().to_string();
+    (tech, out, code)
 }
 
 fn fixture(name: &str) -> String {
@@ -157,28 +190,12 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
 
     // The demo: the technician prints the code, the customer shares the recording, both exit 0.
     let saved = dir.path().join("received.ivf");
-    let mut tech = Reap(
-        Command::new(BIN)
-            .args(["technician", "--api", &format!("http://{http}")])
-            .arg("--operator-key-file")
-            .arg(data.join("operator.key"))
-            .arg("--save")
-            .arg(&saved)
-            .args(["--input-script", &fixture("demo-input.txt")])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let (mut tech, mut tech_out, code) = start_technician(
+        &http,
+        &data,
+        &saved,
+        &["--input-script", &fixture("demo-input.txt")],
     );
-    let mut tech_out = BufReader::new(tech.0.stdout.take().unwrap());
-    let mut code = String::new();
-    while !code.starts_with("code: ") {
-        code.clear();
-        assert!(
-            tech_out.read_line(&mut code).unwrap() > 0,
-            "technician printed no code"
-        );
-    }
-    let code = code.trim().strip_prefix("code: ").unwrap().to_string();
     let cust = Command::new(BIN)
         .args([
             "customer",
@@ -221,24 +238,8 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
     );
 
     // The customer revokes control from its console while sharing; the technician is told.
-    let mut tech = Reap(
-        Command::new(BIN)
-            .args(["technician", "--api", &format!("http://{http}")])
-            .arg("--operator-key-file")
-            .arg(data.join("operator.key"))
-            .arg("--save")
-            .arg(dir.path().join("second.ivf"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut tech_out = BufReader::new(tech.0.stdout.take().unwrap());
-    let mut code = String::new();
-    while !code.starts_with("code: ") {
-        code.clear();
-        assert!(tech_out.read_line(&mut code).unwrap() > 0, "no code");
-    }
-    let code = code.trim().strip_prefix("code: ").unwrap().to_string();
+    let (mut tech, mut tech_out, code) =
+        start_technician(&http, &data, dir.path().join("second.ivf"), &[]);
     let mut cust = Reap(
         Command::new(BIN)
             .args(["customer", "--relay", &quic, "--server-cert-sha256", &fp])
@@ -274,24 +275,7 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
     // Ctrl-C on the technician while frames flow: it ends the session itself, finishes its file and exits
     // 0; the customer is told at once (not after an idle timeout) and exits 0 too.
     let partial = dir.path().join("partial.ivf");
-    let mut tech = Reap(
-        Command::new(BIN)
-            .args(["technician", "--api", &format!("http://{http}")])
-            .arg("--operator-key-file")
-            .arg(data.join("operator.key"))
-            .arg("--save")
-            .arg(&partial)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut tech_out = BufReader::new(tech.0.stdout.take().unwrap());
-    let mut code = String::new();
-    while !code.starts_with("code: ") {
-        code.clear();
-        assert!(tech_out.read_line(&mut code).unwrap() > 0, "no code");
-    }
-    let code = code.trim().strip_prefix("code: ").unwrap().to_string();
+    let (mut tech, mut tech_out, code) = start_technician(&http, &data, &partial, &[]);
     let mut cust = Reap(
         Command::new(BIN)
             .args(["customer", "--relay", &quic, "--server-cert-sha256", &fp])
