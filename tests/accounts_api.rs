@@ -213,8 +213,41 @@ async fn the_api_runs_without_the_relay() {
     .unwrap();
 }
 
-/// A client that never finishes its request header is cut off after `limits.http_header_timeout`, and one
-/// address cannot hold more than `limits.max_http_connections_per_address` connections; others are served.
+/// Three idle connections fill the limit under test; a fourth is closed at once without an answer; once
+/// they go, requests are served again.
+async fn a_fourth_connection_is_refused(relay: &TestRelay) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = relay.api.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), extra.read(&mut buf))
+        .await
+        .expect("closed promptly")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the connection over the limit gets no answer");
+    drop(held);
+    drop(extra);
+    let mut ok = false;
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("{}/healthz", relay.api)).await {
+            ok = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(ok, "served again once the connections are gone");
+}
+
+/// A client that never finishes its request header is cut off after `limits.http_header_timeout`; one
+/// address cannot hold more than `limits.max_http_connections_per_address` connections, nor all addresses
+/// together more than `limits.max_http_connections`.
 #[tokio::test]
 async fn slow_or_greedy_http_clients_cannot_exhaust_the_api() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -226,47 +259,74 @@ async fn slow_or_greedy_http_clients_cannot_exhaust_the_api() {
         })
         .await;
         let addr = relay.api.trim_start_matches("http://").to_string();
-        // An unfinished header: the server closes the connection (read returns 0 or an error).
+        // An unfinished header: the server closes the connection without an answer.
         let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
         slow.write_all(b"GET /api/v1/tickets HTTP/1.1\r\nHost: x\r\n")
             .await
             .unwrap();
         let mut buf = [0u8; 512];
-        let closed =
-            tokio::time::timeout(std::time::Duration::from_secs(10), slow.read(&mut buf)).await;
-        assert!(
-            matches!(closed, Ok(Ok(_)) | Ok(Err(_))),
-            "the half-sent request was cut off"
-        );
-        // Three idle connections from one address fill its share; a fourth is closed at once.
-        let mut held = Vec::new();
-        for _ in 0..3 {
-            held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
-        }
-        let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let _ = extra
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await;
-        let n = tokio::time::timeout(std::time::Duration::from_secs(10), extra.read(&mut buf))
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read(&mut buf))
             .await
-            .expect("closed promptly")
-            .unwrap_or(0);
-        assert_eq!(
-            n, 0,
-            "the connection over the per-address limit gets no answer"
-        );
-        // Once they go, the address is served again.
-        drop(held);
-        drop(extra);
-        let mut ok = false;
-        for _ in 0..100 {
-            if let Ok(r) = reqwest::get(format!("{}/healthz", relay.api)).await {
-                ok = r.status() == 200;
-                break;
+            .expect("cut off within the header timeout");
+        assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+        a_fourth_connection_is_refused(&relay).await;
+        let relay = TestRelay::start_with(|l| l.limits.max_http_connections = Some(3)).await;
+        a_fourth_connection_is_refused(&relay).await;
+    })
+    .await
+    .unwrap();
+}
+
+/// A verification code is void after `accounts.verification_attempts` wrong entries and after
+/// `accounts.verification_ttl`; a new one can be requested.
+#[tokio::test]
+async fn verification_codes_expire_and_wear_out() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start_with(|l| l.accounts.verification_attempts = Some(2)).await;
+        let a = api::session(&relay.api, "admin", ADMIN_PASSWORD).await;
+        let code = |a: &api::Api| {
+            let a = a.clone();
+            async move {
+                let (_, msgs) = a.get(&format!("/api/v1/outbox?user_id={}", a.id())).await;
+                let body = msgs[0]["body"].as_str().unwrap().to_string();
+                body.split_whitespace()
+                    .find(|w| w.len() == 6)
+                    .unwrap()
+                    .to_string()
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        let verify = |c: String| a.post("/api/v1/auth/phone/verify", json!({ "code": c }));
+        a.post("/api/v1/auth/phone", json!({ "phone": "13800000000" }))
+            .await;
+        let right = code(&a).await;
+        for _ in 0..2 {
+            assert_eq!(verify("000000x".into()).await.0, 422);
         }
-        assert!(ok);
+        let (s, v) = verify(right).await;
+        assert_eq!((s, code_of(&v)), (422, Some("bad_verification_code")));
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("too many wrong codes"),
+            "{v}"
+        );
+        // A new code, left past its lifetime (10 minutes), is refused as expired.
+        a.post("/api/v1/auth/phone", json!({ "phone": "13800000000" }))
+            .await;
+        let right = code(&a).await;
+        relay.clock.advance(std::time::Duration::from_secs(601));
+        let (s, v) = verify(right).await;
+        assert_eq!((s, code_of(&v)), (422, Some("bad_verification_code")));
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("expired"),
+            "{v}"
+        );
+        // A fresh one works.
+        a.post("/api/v1/auth/phone", json!({ "phone": "13800000000" }))
+            .await;
+        let right = code(&a).await;
+        assert_eq!(verify(right).await.0, 204);
     })
     .await
     .unwrap();

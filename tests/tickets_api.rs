@@ -270,6 +270,8 @@ async fn messages_internal_notes_lists_and_odd_titles() {
         assert_eq!(tech.get("/api/v1/tickets?q=the_time").await.1["total"], 1);
         assert_eq!(tech.get("/api/v1/tickets?q=th__ime").await.1["total"], 0);
         assert_eq!(tech.get("/api/v1/tickets?q=工单").await.1["total"], 1);
+        let (_, big) = tech.get("/api/v1/tickets?per_page=100000").await;
+        assert_eq!(big["per_page"], 100, "clamped to tickets.max_page_size");
         let (_, p1) = tech.get("/api/v1/tickets?per_page=1&page=1").await;
         let (_, p2) = tech.get("/api/v1/tickets?per_page=1&page=2").await;
         assert_eq!(p1["items"][0]["id"], id2, "newest first");
