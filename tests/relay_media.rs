@@ -45,6 +45,7 @@ async fn share_through_relay(relay: &TestRelay, recording: &str, fps: u32, out: 
         save: out.to_owned(),
         input_script: None,
         relay: None,
+        session: None,
         trust: trust_args(relay),
         quiet: true,
     };
@@ -123,6 +124,7 @@ async fn a_technician_joining_after_the_customer_sees_its_consent() {
             save: dir.path().join("late.ivf"),
             input_script: None,
             relay: None,
+            session: None,
             trust: trust_args(&relay),
             quiet: true,
         };

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use assist_relay::protocol::{ClientMsg, ErrorCode, Hello};
+use assist_relay::protocol::{ClientMsg, ErrorCode, Hello, ServerMsg};
 use common::api::{self, Api};
 use common::api::{code_of, enc};
 use common::*;
@@ -72,13 +72,38 @@ async fn the_seed_workflow_end_to_end() {
         let (s, a) = tech.post(&format!("/api/v1/tickets/{id}/assist"), json!({})).await;
         assert_eq!(s, 201, "{a}");
         assert_eq!(a["code"].as_str().unwrap().len(), 12);
-        let tech_conn = relay
-            .join_as("127.0.0.1:0", Hello::Technician { token: a["technician_token"].as_str().unwrap().into() })
-            .await
-            .unwrap();
+        // The demo technician joins it from the assist answer (`technician --session FILE`).
+        let dir = tempfile::tempdir().unwrap();
+        let session_file = dir.path().join("assist.json");
+        std::fs::write(&session_file, a.to_string()).unwrap();
+        let tech_args = assist_relay::client::technician::TechnicianArgs {
+            api: relay.api.clone(),
+            operator_key: None,
+            operator_key_file: dir.path().join("no-key-needed"),
+            save: dir.path().join("screen.ivf"),
+            input_script: None,
+            relay: None,
+            session: Some(session_file),
+            trust: assist_relay::client::TrustArgs {
+                server_cert_sha256: None,
+                ca: None,
+                server_name: "localhost".into(),
+            },
+            quiet: true,
+        };
+        let technician = tokio::spawn(assist_relay::client::technician::run(
+            tech_args,
+            std::future::pending(),
+        ));
         let mut cust_conn = relay.customer(a["code"].as_str().unwrap(), true).await.unwrap();
+        // Once the technician is there (already, or when it joins), the customer ends the session.
+        let present = matches!(cust_conn.welcome, ServerMsg::Welcome { peer_present: true, .. });
+        if !present {
+            expect_msg(&mut cust_conn, |m| matches!(m, ServerMsg::Peer { .. })).await;
+        }
         cust_conn.tx.send(&ClientMsg::EndSession).await.unwrap();
-        assert_eq!(closed_with(&tech_conn).await, ErrorCode::SessionEnded);
+        let report = technician.await.unwrap().expect("the technician ends cleanly");
+        assert_eq!(report.end, Some(ErrorCode::SessionEnded));
         let records = async {
             loop {
                 let (_, r) = tech.get(&format!("/api/v1/tickets/{id}/records")).await;

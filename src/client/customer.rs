@@ -178,9 +178,17 @@ pub async fn run(
         Duration::from_secs(args.wait_secs),
         peer_rx.wait_for(|p| *p),
     );
-    tokio::select! {
-        r = wait => if r.is_err() { return Err(ClientError::Other("the technician did not join in time; the code has been used, so ask the technician for a new one".into())) },
+    let gave_up = tokio::select! {
+        r = wait => r.is_err(),
         e = conn.closed() => return Err(super::connection_error(&e)),
+    };
+    if gave_up {
+        // End the session rather than leave it waiting: the code is spent either way.
+        let _ = tx.send(&ClientMsg::EndSession).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+        return Err(ClientError::Other(
+            "the technician did not join in time; the session is ended and the code used, so ask the technician for a new one".into(),
+        ));
     }
 
     let mut sender = MediaSender::new(conn.clone(), 0);

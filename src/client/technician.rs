@@ -36,6 +36,10 @@ pub struct TechnicianArgs {
     /// Relay address to use instead of the one the API advertises.
     #[arg(long)]
     pub relay: Option<String>,
+    /// Join a session created elsewhere instead of creating one: FILE holds the JSON answer of
+    /// `POST /api/v1/tickets/{id}/assist` (or `/api/v1/assist-sessions`); no operator key is needed.
+    #[arg(long, value_name = "FILE")]
+    pub session: Option<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
     /// Print nothing but errors and the code line.
@@ -184,6 +188,26 @@ pub async fn run(
     args: TechnicianArgs,
     stop: impl Future<Output = ()>,
 ) -> Result<TechnicianReport, ClientError> {
+    let steps = match &args.input_script {
+        Some(p) => script::parse(
+            &std::fs::read_to_string(p)
+                .map_err(|e| ClientError::Other(format!("{}: {e}", p.display())))?,
+        )
+        .map_err(|e| ClientError::Other(format!("{}: {e}", p.display())))?,
+        None => Vec::new(),
+    };
+    check_save_path(&args.save)?;
+    if let Some(path) = &args.session {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ClientError::Other(format!("{}: {e}", path.display())))?;
+        let created: CreatedSession = serde_json::from_str(&text).map_err(|e| {
+            ClientError::Other(format!(
+                "{}: not the JSON answer of a session's creation: {e}",
+                path.display()
+            ))
+        })?;
+        return run_session_until(args, steps, created, stop).await;
+    }
     let key = match &args.operator_key {
         Some(k) => k.clone(),
         None => std::fs::read_to_string(&args.operator_key_file)
@@ -195,15 +219,6 @@ pub async fn run(
                 ))
             })?,
     };
-    let steps = match &args.input_script {
-        Some(p) => script::parse(
-            &std::fs::read_to_string(p)
-                .map_err(|e| ClientError::Other(format!("{}: {e}", p.display())))?,
-        )
-        .map_err(|e| ClientError::Other(format!("{}: {e}", p.display())))?,
-        None => Vec::new(),
-    };
-    check_save_path(&args.save)?;
     let created = create_session(&args.api, &key).await?;
     let (api, id) = (args.api.clone(), created.session_id.clone());
     let result = run_session_until(args, steps, created, stop).await;

@@ -52,9 +52,9 @@ impl Desk {
             R::ByOperator => "the operator",
             R::IdleTimeout => "idle timeout",
             R::MaxDuration => "maximum duration",
-            R::PeerGone(crate::core::Role::Customer) => "the customer's connection was lost",
-            R::PeerGone(_) => "the technician's connection was lost",
-            R::Expired => "the code expired before the customer joined",
+            R::PeerGone(crate::core::Role::Customer) => "loss of the customer's connection",
+            R::PeerGone(_) => "loss of the technician's connection",
+            R::Expired => "expiry of the code before the customer joined",
             R::Shutdown => "relay shutdown",
         };
         let detail = match s.paired_for {
@@ -67,7 +67,7 @@ impl Desk {
                 s.bytes
             ),
             None => format!(
-                "remote assistance ended before the customer joined: session {}, ended {}, {ended_by}",
+                "remote assistance ended before both sides had joined: session {}, ended {}, ended by {ended_by}",
                 s.id,
                 timestamp(s.ended_at)
             ),
