@@ -306,6 +306,42 @@ section! {
     }
 }
 
+section! {
+    /// `[meeting]`: meetings, their collaboration channels (also used by remote-assist sessions) and recording.
+    MeetingLayer => MeetingSettings {
+        /// Participants a meeting admits at once (counting those away and allowed to come back).
+        max_participants: usize = 100, env = "ASSIST_RELAY_MEETING_MAX_PARTICIPANTS";
+        /// Screen-share tracks one presenter may publish at once (1 to 16).
+        max_tracks_per_presenter: u32 = 4, env = "ASSIST_RELAY_MEETING_MAX_TRACKS_PER_PRESENTER";
+        /// Bytes of a track's current group (keyframe and following frames) held so late joiners start at once.
+        group_cache_bytes: ByteSize = ByteSize(4 << 20), env = "ASSIST_RELAY_MEETING_GROUP_CACHE_BYTES";
+        /// At most one keyframe request per track per this interval reaches its publisher.
+        keyframe_interval: Dur = Dur(Duration::from_millis(500)), env = "ASSIST_RELAY_MEETING_KEYFRAME_INTERVAL";
+        /// A participant whose connection drops may come back within this period.
+        resume_grace: Dur = Dur(Duration::from_secs(60)), env = "ASSIST_RELAY_MEETING_RESUME_GRACE";
+        /// A meeting nobody has been connected to for this long ends.
+        idle_timeout: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_MEETING_IDLE_TIMEOUT";
+        /// Scheduled length of a meeting when its creator gives none.
+        default_duration: Dur = Dur(Duration::from_secs(3600)), env = "ASSIST_RELAY_MEETING_DEFAULT_DURATION";
+        /// Longest scheduled length a meeting may have.
+        max_duration: Dur = Dur(Duration::from_secs(12 * 3600)), env = "ASSIST_RELAY_MEETING_MAX_DURATION";
+        /// Furthest ahead a meeting may be scheduled.
+        max_schedule_ahead: Dur = Dur(Duration::from_secs(90 * 86_400)), env = "ASSIST_RELAY_MEETING_MAX_SCHEDULE_AHEAD";
+        /// Whiteboard bytes held per room for late joiners; past it drawing is refused until a clear.
+        whiteboard_bytes: ByteSize = ByteSize(1 << 20), env = "ASSIST_RELAY_WHITEBOARD_BYTES";
+        /// Chat lines a meeting keeps for late joiners.
+        chat_history: usize = 200, env = "ASSIST_RELAY_CHAT_HISTORY";
+        /// Largest file a transfer may carry (meetings and remote-assist sessions).
+        max_file_bytes: ByteSize = ByteSize(2 << 30), env = "ASSIST_RELAY_MAX_FILE_BYTES";
+        /// File transfers open at once per room.
+        max_transfers: usize = 16, env = "ASSIST_RELAY_MAX_TRANSFERS";
+        /// Bytes one recording may write (all its files and its log); reaching it stops the recording.
+        recording_quota: ByteSize = ByteSize(4 << 30), env = "ASSIST_RELAY_RECORDING_QUOTA";
+        /// Frames and events queued for a recording's writer; past it a track skips to its next keyframe.
+        recording_queue: usize = 2048, env = "ASSIST_RELAY_RECORDING_QUEUE";
+    }
+}
+
 /// Every section, as read from one source.
 #[derive(Debug, Clone, Default, PartialEq, clap::Args, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -324,6 +360,8 @@ pub struct ConfigLayer {
     pub accounts: AccountsLayer,
     #[command(flatten)]
     pub tickets: TicketsLayer,
+    #[command(flatten)]
+    pub meeting: MeetingLayer,
 }
 
 /// The resolved configuration the server runs with.
@@ -336,6 +374,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub accounts: AccountsConfig,
     pub tickets: TicketsConfig,
+    pub meeting: MeetingSettings,
 }
 
 /// Why the configuration could not be used.
@@ -369,6 +408,7 @@ impl ConfigLayer {
             limits: self.limits.merge(over.limits),
             accounts: self.accounts.merge(over.accounts),
             tickets: self.tickets.merge(over.tickets),
+            meeting: self.meeting.merge(over.meeting),
         }
     }
 
@@ -381,6 +421,7 @@ impl ConfigLayer {
             limits: LimitsLayer::defaults(),
             accounts: AccountsLayer::defaults(),
             tickets: TicketsLayer::defaults(),
+            meeting: MeetingLayer::defaults(),
         }
     }
 
@@ -409,6 +450,7 @@ impl ConfigLayer {
             limits: self.limits.resolve(),
             accounts: self.accounts.resolve(),
             tickets: self.tickets.resolve(),
+            meeting: self.meeting.resolve(),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -449,6 +491,17 @@ impl Config {
         if self.session.input_rate <= 0.0 || self.pairing.global_failures_per_sec <= 0.0 {
             return bad("rates must be positive".into());
         }
+        let m = &self.meeting;
+        if !(1..=crate::core::TRACKS_PER_PARTICIPANT).contains(&m.max_tracks_per_presenter)
+            || m.max_participants == 0
+            || m.max_transfers == 0
+            || m.recording_queue == 0
+        {
+            return bad(
+                "meeting.max_tracks_per_presenter must be 1..=16; meeting.max_participants, max_transfers and recording_queue at least 1"
+                    .into(),
+            );
+        }
         if crate::store::parse_utc_offset(&self.tickets.time_zone).is_none() {
             return bad(format!(
                 "tickets.time_zone must be a UTC offset like +08:00, not {:?}",
@@ -468,6 +521,11 @@ impl Config {
             ("pairing.code_ttl", self.pairing.code_ttl),
             ("session.idle_timeout", self.session.idle_timeout),
             ("session.max_duration", self.session.max_duration),
+            ("meeting.keyframe_interval", self.meeting.keyframe_interval),
+            ("meeting.resume_grace", self.meeting.resume_grace),
+            ("meeting.idle_timeout", self.meeting.idle_timeout),
+            ("meeting.default_duration", self.meeting.default_duration),
+            ("meeting.max_duration", self.meeting.max_duration),
             ("session.hello_timeout", self.session.hello_timeout),
             ("limits.quic_idle_timeout", self.limits.quic_idle_timeout),
             (

@@ -100,7 +100,10 @@ async fn receive(
                 report.notices.push(code);
                 say(format!("notice: {message}"));
             }
-            ServerMsg::Welcome { .. } => {}
+            ServerMsg::Annotation { from, annotation, .. } => {
+                say(format!("annotation from {from}: {:?}", annotation.kind))
+            }
+            other => say(format!("{other:?}")),
         }
     }
     report

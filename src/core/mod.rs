@@ -7,7 +7,10 @@
 //! Deliberately not here: sockets, QUIC streams, tokens and codes (see `pairing`), metrics (outputs carry
 //! [`Event`]s that the transport counts).
 
+mod collab;
 mod ids;
+mod io;
+mod meeting;
 mod queue;
 mod room;
 mod throttle;
@@ -17,7 +20,10 @@ pub(crate) mod tests;
 
 pub use ids::{ConnId, Role, SessionId, TrackId};
 pub use queue::{BacklogLimits, MediaQueue, Popped, PushOutcome};
-pub use room::{AssistRoom, DropReason, EndReason, Event, Input, Output, RoomConfig};
+pub use collab::{CollabLimits, TransferNote};
+pub use meeting::{MeetingConfig, MeetingRoom, TRACKS_PER_PARTICIPANT};
+pub use io::{DropReason, EndReason, Entry, Event, Input, Output};
+pub use room::{AssistRoom, RoomConfig};
 pub use throttle::{IntervalThrottle, Throttled, TokenBucket};
 
 use bytes::Bytes;

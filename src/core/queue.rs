@@ -31,11 +31,12 @@ pub struct BacklogLimits {
 pub enum PushOutcome {
     /// Queued for the writer.
     Queued,
-    /// Dropped: the receiver is waiting for a keyframe after a lag.
+    /// Dropped: the receiver is waiting for a keyframe of this track after a lag.
     Skipped,
     /// The backlog was over its bound: `dropped` frames (`dropped_bytes`) were discarded, the writer resets its
-    /// stream, and `need_keyframe` says whether the caller should ask the sender for one (false when the frame
-    /// that tripped the bound was itself a keyframe, which was queued).
+    /// streams, and `need_keyframe` says whether some track now waits for a keyframe ([`MediaQueue::skipping`]
+    /// names them; false when only the frame's own track lost frames and that frame was a keyframe, which was
+    /// queued).
     Lagged {
         dropped: usize,
         dropped_bytes: usize,
@@ -58,7 +59,8 @@ pub struct MediaQueue {
     limits: BacklogLimits,
     items: VecDeque<(Instant, Frame)>,
     bytes: usize,
-    skipping: bool,
+    /// Tracks whose frames are skipped until their next keyframe (few: a linear scan).
+    skipping: Vec<u32>,
     reset_pending: bool,
     /// No more pushes (the receiver is leaving); what is queued still drains.
     finished: bool,
@@ -72,7 +74,7 @@ impl MediaQueue {
             limits,
             items: VecDeque::new(),
             bytes: 0,
-            skipping: false,
+            skipping: Vec::new(),
             reset_pending: false,
             finished: false,
             aborted: false,
@@ -84,11 +86,11 @@ impl MediaQueue {
         if self.finished {
             return PushOutcome::Skipped;
         }
-        if self.skipping {
+        if let Some(i) = self.skipping.iter().position(|t| *t == frame.track) {
             if !frame.keyframe {
                 return PushOutcome::Skipped;
             }
-            self.skipping = false;
+            self.skipping.swap_remove(i);
         }
         let size = frame.wire.len();
         let too_many_bytes = !self.items.is_empty() && self.bytes + size > self.limits.max_bytes;
@@ -99,18 +101,25 @@ impl MediaQueue {
         if too_many_bytes || too_old {
             let dropped = self.items.len();
             let dropped_bytes = self.bytes;
-            self.items.clear();
+            // Every track that lost frames waits for its next keyframe.
+            for (_, f) in self.items.drain(..) {
+                if f.track != frame.track && !self.skipping.contains(&f.track) {
+                    self.skipping.push(f.track);
+                }
+            }
             self.bytes = 0;
             self.reset_pending = true;
-            let need_keyframe = !frame.keyframe;
-            if frame.keyframe {
+            let kept = frame.keyframe;
+            if kept {
                 self.enqueue(now, frame);
             } else {
-                self.skipping = true;
+                self.skipping.push(frame.track);
             }
+            let this_dropped = !kept;
+            let need_keyframe = !self.skipping.is_empty();
             return PushOutcome::Lagged {
-                dropped: dropped + usize::from(need_keyframe),
-                dropped_bytes: dropped_bytes + if need_keyframe { size } else { 0 },
+                dropped: dropped + usize::from(this_dropped),
+                dropped_bytes: dropped_bytes + if this_dropped { size } else { 0 },
                 need_keyframe,
             };
         }
@@ -121,6 +130,11 @@ impl MediaQueue {
     fn enqueue(&mut self, now: Instant, frame: Frame) {
         self.bytes += frame.wire.len();
         self.items.push_back((now, frame));
+    }
+
+    /// Tracks waiting for a keyframe after a lag (the caller asks their publishers for one).
+    pub fn skipping(&self) -> &[u32] {
+        &self.skipping
     }
 
     /// The next thing for the writer to do, if any. A pending reset comes before any frame.

@@ -10,6 +10,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::throttle::{IntervalThrottle, Throttled, TokenBucket};
+use super::collab::{CollabLimits, Deliveries, TransferNote, Transfers, Whiteboard};
+use super::io::{DropReason, EndReason, Event, Input, Output};
 use super::{ConnId, Frame, Role, TrackId};
 use crate::protocol::message::PeerState;
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
@@ -27,169 +29,8 @@ pub struct RoomConfig {
     pub keyframe_interval: Duration,
     pub input_rate_per_sec: f64,
     pub input_burst: u32,
-}
-
-/// Events fed to the room.
-#[derive(Debug)]
-pub enum Input {
-    /// An authenticated connection joins as `role`. `resume` carries the generation from a resume token;
-    /// `allow_control` is the customer's consent on first join.
-    Join {
-        conn: ConnId,
-        role: Role,
-        resume: Option<u32>,
-        allow_control: bool,
-    },
-    /// The connection is gone (closed, lost, or timed out at the transport).
-    Left { conn: ConnId },
-    /// A media frame read from `conn`.
-    Frame { conn: ConnId, frame: Frame },
-    /// A control message read from `conn` (after HELLO).
-    Message { conn: ConnId, msg: ClientMsg },
-    /// `conn`'s media backlog overflowed and skipped to the next keyframe.
-    Lagged { conn: ConnId },
-    /// End the session from outside (operator API, server shutdown).
-    End { reason: EndReason },
-}
-
-/// Decisions drained from the room.
-#[derive(Debug)]
-#[must_use]
-pub enum Output {
-    /// `conn` was accepted as `role`: send it WELCOME with a resume token for `generation`.
-    Accepted {
-        conn: ConnId,
-        role: Role,
-        generation: u32,
-        control_allowed: bool,
-        peer_present: bool,
-    },
-    /// Queue `frame` on `conn`'s media backlog.
-    Media { conn: ConnId, frame: Frame },
-    /// Send `msg` on `conn`'s control stream.
-    Send { conn: ConnId, msg: ServerMsg },
-    /// Close `conn` with `code` (after flushing what was already sent to it).
-    Close {
-        conn: ConnId,
-        code: ErrorCode,
-        reason: &'static str,
-    },
-    /// Something to count or log.
-    Event(Event),
-    /// Nothing more until this time or the next input.
-    Timeout(Instant),
-}
-
-/// Why a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    ByCustomer,
-    ByTechnician,
-    ByOperator,
-    IdleTimeout,
-    MaxDuration,
-    /// This side left and did not resume within the grace period.
-    PeerGone(Role),
-    /// The code expired before both sides joined.
-    Expired,
-    Shutdown,
-}
-
-impl EndReason {
-    /// Close code sent to the peers still connected.
-    pub fn code(self) -> ErrorCode {
-        match self {
-            EndReason::ByCustomer | EndReason::ByTechnician | EndReason::ByOperator => {
-                ErrorCode::SessionEnded
-            }
-            EndReason::IdleTimeout => ErrorCode::IdleTimeout,
-            EndReason::MaxDuration => ErrorCode::MaxDuration,
-            EndReason::PeerGone(_) => ErrorCode::PeerGone,
-            EndReason::Expired => ErrorCode::SessionExpired,
-            EndReason::Shutdown => ErrorCode::GoingAway,
-        }
-    }
-
-    /// Close reason phrase and log word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::ByCustomer => "ended by customer",
-            EndReason::ByTechnician => "ended by technician",
-            EndReason::ByOperator => "ended by operator",
-            EndReason::IdleTimeout => "idle timeout",
-            EndReason::MaxDuration => "maximum duration reached",
-            EndReason::PeerGone(Role::Customer) => "customer did not come back",
-            EndReason::PeerGone(Role::Technician) => "technician did not come back",
-            EndReason::Expired => "code expired before both sides joined",
-            EndReason::Shutdown => "relay shutting down",
-        }
-    }
-
-    /// Bounded metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            EndReason::ByCustomer => "customer",
-            EndReason::ByTechnician => "technician",
-            EndReason::ByOperator => "operator",
-            EndReason::IdleTimeout => "idle",
-            EndReason::MaxDuration => "max_duration",
-            EndReason::PeerGone(_) => "peer_gone",
-            EndReason::Expired => "expired",
-            EndReason::Shutdown => "shutdown",
-        }
-    }
-}
-
-/// Why the room dropped a frame or an input event (metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    /// Nobody to receive it (technician away or not yet joined).
-    NoReceiver,
-    /// It belongs to a group older than one already started.
-    StaleGroup,
-    /// The receiver is waiting for a keyframe (just joined or resumed).
-    AwaitingKeyframe,
-    /// Input while the customer allows view only.
-    ViewOnly,
-    /// Input over the per-session rate.
-    RateLimited,
-}
-
-impl DropReason {
-    pub fn label(self) -> &'static str {
-        match self {
-            DropReason::NoReceiver => "no_receiver",
-            DropReason::StaleGroup => "stale_group",
-            DropReason::AwaitingKeyframe => "awaiting_keyframe",
-            DropReason::ViewOnly => "view_only",
-            DropReason::RateLimited => "rate_limited",
-        }
-    }
-}
-
-/// Things worth counting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    Paired,
-    PeerAway(Role),
-    PeerResumed(Role),
-    ControlChanged(bool),
-    FrameDropped {
-        reason: DropReason,
-        bytes: usize,
-    },
-    /// A keyframe request reached the customer (`sent`) or was merged into a pending one.
-    KeyframeRequest {
-        sent: bool,
-    },
-    InputForwarded,
-    InputDropped(DropReason),
-    Ended {
-        reason: EndReason,
-        paired_for: Option<Duration>,
-        frames: u64,
-        bytes: u64,
-    },
+    /// Whiteboard and file-transfer bounds.
+    pub collab: CollabLimits,
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +68,15 @@ impl Notice {
     }
 }
 
+/// A NOTICE covering one event.
+pub(crate) fn notice_msg(code: ErrorCode, message: &str) -> ServerMsg {
+    ServerMsg::Notice {
+        code,
+        count: 1,
+        message: message.to_string(),
+    }
+}
+
 /// The state machine of one session. See the module documentation.
 #[derive(Debug)]
 pub struct AssistRoom {
@@ -244,6 +94,8 @@ pub struct AssistRoom {
     /// The technician joined or resumed mid-stream and must start at a keyframe.
     technician_needs_keyframe: bool,
     notices: [Notice; 3],
+    whiteboard: Whiteboard,
+    transfers: Transfers,
     frames: u64,
     bytes: u64,
     ended: Option<EndReason>,
@@ -260,6 +112,8 @@ impl AssistRoom {
         AssistRoom {
             input_bucket: TokenBucket::new(now, cfg.input_rate_per_sec, cfg.input_burst),
             keyframes: IntervalThrottle::new(cfg.keyframe_interval),
+            whiteboard: Whiteboard::new(cfg.collab.whiteboard_bytes),
+            transfers: Transfers::new(cfg.collab),
             cfg,
             join_deadline,
             technician: Slot::default(),
@@ -347,12 +201,23 @@ impl AssistRoom {
             Input::Left { conn } => self.left(now, conn),
             Input::Frame { conn, frame } => self.frame(now, conn, frame),
             Input::Message { conn, msg } => self.message(now, conn, msg),
-            Input::Lagged { conn } => {
+            Input::Lagged { conn, .. } => {
                 if self.role_of(conn) == Some(Role::Technician) {
                     self.request_keyframe(now, 0);
                 }
             }
             Input::End { reason } => self.end(now, reason),
+            Input::Enter { conn, .. } => self.out.push_back(Output::Close {
+                conn,
+                code: ErrorCode::UnexpectedMessage,
+                reason: "this is a remote-assist session, not a meeting",
+            }),
+            Input::FileStream {
+                conn,
+                transfer,
+                offset,
+            } => self.file_stream(conn, transfer, offset),
+            Input::Recording { .. } => {}
         }
     }
 
@@ -419,6 +284,10 @@ impl AssistRoom {
             PeerState::Resumed
         };
         self.send(role.peer(), ServerMsg::Peer { role, state });
+        let snapshot: Vec<ServerMsg> = self.whiteboard.snapshot().collect();
+        for m in snapshot {
+            self.send(role, m);
+        }
         if !first {
             self.event(Event::PeerResumed(role));
         }
@@ -526,6 +395,53 @@ impl AssistRoom {
             }
             (Role::Customer, ClientMsg::EndSession) => self.end(now, EndReason::ByCustomer),
             (Role::Technician, ClientMsg::EndSession) => self.end(now, EndReason::ByTechnician),
+            (_, ClientMsg::Annotate(a)) => {
+                let (from, kind) = (role.to_wire() as u32, a.kind);
+                match self.whiteboard.apply(from, a) {
+                    Ok(m) => {
+                        self.send(Role::Customer, m.clone());
+                        self.send(Role::Technician, m);
+                        self.event(Event::Annotated { from, kind });
+                    }
+                    Err(code) => {
+                        self.send(role, notice_msg(code, code.describe()));
+                    }
+                }
+            }
+            (_, ClientMsg::FileOffer(o)) => {
+                let (me, peer) = (role.to_wire() as u32, role.peer().to_wire() as u32);
+                if self.conn_of(role.peer()).is_none() {
+                    let failed = ServerMsg::FileState {
+                        transfer: 0,
+                        reference: o.reference,
+                        state: crate::protocol::message::FileState::Failed,
+                        offset: 0,
+                    };
+                    self.send(role, failed);
+                    let message = format!("not offered: the {} is not connected", role.peer().as_str());
+                    self.send(role, notice_msg(ErrorCode::PeerAway, &message));
+                    return;
+                }
+                let (d, note) = self.transfers.offer(me, peer, o);
+                self.deliver(d, note);
+            }
+            (
+                _,
+                ClientMsg::FileAnswer {
+                    transfer,
+                    accept,
+                    offset,
+                },
+            ) => {
+                let (d, note) =
+                    self.transfers
+                        .answer(role.to_wire() as u32, transfer, accept, offset);
+                self.deliver(d, note);
+            }
+            (_, ClientMsg::FileResult { transfer, ok }) => {
+                let (d, note) = self.transfers.result(role.to_wire() as u32, transfer, ok);
+                self.deliver(d, note);
+            }
             (_, ClientMsg::Hello(_)) => self.out.push_back(Output::Close {
                 conn,
                 code: ErrorCode::UnexpectedMessage,
@@ -543,6 +459,39 @@ impl AssistRoom {
                 );
             }
         }
+    }
+
+    /// Sends collaboration messages addressed by participant (the role's wire value).
+    fn deliver(&mut self, d: Deliveries, note: Option<TransferNote>) {
+        for (to, msg) in d {
+            if let Some(role) = u8::try_from(to).ok().and_then(Role::from_wire) {
+                self.send(role, msg);
+            }
+        }
+        if let Some(n) = note {
+            self.event(Event::Transfer(n));
+        }
+    }
+
+    fn file_stream(&mut self, conn: ConnId, transfer: u32, offset: u64) {
+        let to = match self.role_of(conn) {
+            None => Err(ErrorCode::TransferInvalid),
+            Some(role) => self
+                .transfers
+                .stream(role.to_wire() as u32, transfer, offset)
+                .and_then(|route| {
+                    let to = u8::try_from(route.to).ok().and_then(Role::from_wire);
+                    to.and_then(|r| self.conn_of(r))
+                        .map(|c| (c, route.len))
+                        .ok_or(ErrorCode::PeerAway)
+                }),
+        };
+        self.out.push_back(Output::FileRoute {
+            from: conn,
+            transfer,
+            offset,
+            to,
+        });
     }
 
     fn input(&mut self, now: Instant, ev: crate::protocol::InputEvent) {

@@ -30,6 +30,16 @@ pub(crate) fn room_config() -> RoomConfig {
         keyframe_interval: Duration::from_secs(1),
         input_rate_per_sec: 10.0,
         input_burst: 5,
+        collab: collab_limits(),
+    }
+}
+
+pub(crate) fn collab_limits() -> CollabLimits {
+    CollabLimits {
+        whiteboard_bytes: 64 << 10,
+        chat_history: 50,
+        max_file_bytes: 100 << 20,
+        max_transfers: 4,
     }
 }
 
@@ -125,7 +135,7 @@ impl Sim {
                         ..
                     } = q.push(now, frame)
                     {
-                        self.room.handle_input(now, Input::Lagged { conn });
+                        self.room.handle_input(now, Input::Lagged { conn, track: 0 });
                     }
                 }
                 Output::Send { conn, msg } => self.msgs.entry(conn).or_default().push(msg),
@@ -133,6 +143,7 @@ impl Sim {
                     self.closed.insert(conn, code);
                 }
                 Output::Event(e) => self.events.push(e),
+                other => panic!("a remote-assist session does not produce {other:?}"),
             }
         }
     }

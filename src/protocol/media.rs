@@ -25,6 +25,11 @@ use crate::media::Codec;
 
 /// First byte of a media group stream.
 pub const STREAM_TYPE_GROUP: u8 = 0x01;
+/// First byte of a file-transfer stream.
+pub const STREAM_TYPE_FILE: u8 = 0x02;
+/// File stream header: type, transfer id (u32), offset (u64); the same size as a group header, so a reader
+/// takes 13 bytes and then looks at the type.
+pub const FILE_STREAM_HEADER_LEN: usize = 13;
 pub const GROUP_HEADER_LEN: usize = 13;
 pub const FRAME_HEADER_LEN: usize = 24;
 const FLAG_KEYFRAME: u8 = 0x01;
@@ -69,6 +74,33 @@ impl GroupHeader {
         Ok(GroupHeader {
             track: u32::from_be_bytes(b[1..5].try_into().expect("4 bytes")),
             group: u64::from_be_bytes(b[5..13].try_into().expect("8 bytes")),
+        })
+    }
+}
+
+/// Header of a file-transfer stream: the bytes of transfer `transfer` from `offset` on follow until FIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStreamHeader {
+    pub transfer: u32,
+    pub offset: u64,
+}
+
+impl FileStreamHeader {
+    pub fn encode(&self) -> [u8; FILE_STREAM_HEADER_LEN] {
+        let mut b = [0u8; FILE_STREAM_HEADER_LEN];
+        b[0] = STREAM_TYPE_FILE;
+        b[1..5].copy_from_slice(&self.transfer.to_be_bytes());
+        b[5..13].copy_from_slice(&self.offset.to_be_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8; FILE_STREAM_HEADER_LEN]) -> Result<FileStreamHeader, MediaHeaderError> {
+        if b[0] != STREAM_TYPE_FILE {
+            return Err(MediaHeaderError::StreamType(b[0]));
+        }
+        Ok(FileStreamHeader {
+            transfer: u32::from_be_bytes(b[1..5].try_into().expect("4 bytes")),
+            offset: u64::from_be_bytes(b[5..13].try_into().expect("8 bytes")),
         })
     }
 }

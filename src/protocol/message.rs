@@ -9,6 +9,11 @@ use bytes::{BufMut, BytesMut};
 
 use crate::core::Role;
 
+pub use super::collab::{
+    Annotation, AnnotationKind, FileOffer, FileState, MeetingRole, MeetingWelcome, ParticipantState,
+    TrackState,
+};
+
 /// Length of the message length prefix.
 pub const LEN_PREFIX: usize = 4;
 
@@ -42,8 +47,13 @@ pub enum Hello {
     Technician { token: String },
     /// A customer with the authorization code and its consent.
     Customer { code: String, allow_control: bool },
-    /// Either role coming back with the resume token from WELCOME.
+    /// Either role coming back with the resume token from WELCOME (or a meeting participant with the token
+    /// from MEETING_WELCOME).
     Resume { token: String },
+    /// A meeting participant with a meeting join token from the API; `name` is shown to the others.
+    Meeting { token: String, name: String },
+    /// A meeting guest (customer, outside expert) with the meeting code; `name` is shown to the others.
+    MeetingCode { code: String, name: String },
 }
 
 /// An input event, technician → customer. Coordinates are normalised to the shared screen: 0 is the left/top
@@ -94,8 +104,24 @@ pub enum ClientMsg {
     SetControl(bool),
     /// 0x14: technician only; ask the customer for a keyframe on `track`.
     KeyframeRequest { track: u32 },
-    /// 0x15: end the session for both sides.
+    /// 0x15: end the session for both sides (in a meeting: the host ends it for all, anyone else leaves).
     EndSession,
+    /// 0x16: meetings: start (true) or stop receiving a track.
+    Subscribe { track: u32, on: bool },
+    /// 0x17: draw on the shared whiteboard.
+    Annotate(Annotation),
+    /// 0x18: offer a file to participant `to` (ignored in a remote-assist session: the other side).
+    FileOffer(FileOffer),
+    /// 0x19: the recipient accepts (from `offset`, to resume) or declines a transfer.
+    FileAnswer { transfer: u32, accept: bool, offset: u64 },
+    /// 0x1A: the recipient checked the received file's SHA-256 (`ok`) or found it wrong.
+    FileResult { transfer: u32, ok: bool },
+    /// 0x1B: meetings, host only: stop (true) or allow again a track.
+    MuteTrack { track: u32, muted: bool },
+    /// 0x1C: meetings, host only: remove a participant for the rest of the meeting.
+    RemoveParticipant { participant: u32 },
+    /// 0x1D: meetings, host only: make a participant a presenter or a plain participant.
+    SetRole { participant: u32, role: MeetingRole },
 }
 
 /// Messages the relay sends on a client's control stream.
@@ -130,6 +156,47 @@ pub enum ServerMsg {
         count: u32,
         message: String,
     },
+    /// 0x85: reply to a meeting HELLO.
+    MeetingWelcome(MeetingWelcome),
+    /// 0x86: a participant joined, went away, came back, left or changed role.
+    Participant {
+        participant: u32,
+        role: MeetingRole,
+        state: ParticipantState,
+        name: String,
+    },
+    /// 0x87: a track appeared, ended, or was muted / allowed again by the host.
+    Track {
+        track: u32,
+        publisher: u32,
+        state: TrackState,
+    },
+    /// 0x88: a whiteboard operation, numbered in the room's order.
+    Annotation {
+        seq: u64,
+        from: u32,
+        annotation: Annotation,
+    },
+    /// 0x89: meetings: a chat line, numbered in the room's order (history is replayed on join).
+    MeetingChat { seq: u64, from: u32, text: String },
+    /// 0x8A: recording started (true) or stopped, with the reason.
+    Recording { active: bool, reason: String },
+    /// 0x8B: a file offered to this client by participant `from`; `name` is already reduced to a safe base
+    /// name.
+    FileOffer {
+        transfer: u32,
+        from: u32,
+        name: String,
+        size: u64,
+        sha256: [u8; 32],
+    },
+    /// 0x8C: the state of a transfer this client takes part in.
+    FileState {
+        transfer: u32,
+        reference: u32,
+        state: FileState,
+        offset: u64,
+    },
 }
 
 /// Presence of the other side, in PEER messages.
@@ -144,10 +211,10 @@ pub enum PeerState {
 }
 
 /// Bounds-checked reader over one message body.
-struct Body<'a>(&'a [u8]);
+pub(super) struct Body<'a>(pub(super) &'a [u8]);
 
 impl<'a> Body<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.0.len() < n {
             return Err(DecodeError::Truncated);
         }
@@ -155,38 +222,43 @@ impl<'a> Body<'a> {
         self.0 = rest;
         Ok(head)
     }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
+    pub(super) fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
-    fn bool(&mut self) -> Result<bool, DecodeError> {
+    pub(super) fn bool(&mut self) -> Result<bool, DecodeError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
             _ => Err(DecodeError::Invalid("boolean")),
         }
     }
-    fn u16(&mut self) -> Result<u16, DecodeError> {
+    pub(super) fn u16(&mut self) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(
             self.take(2)?.try_into().expect("2 bytes"),
         ))
     }
-    fn i16(&mut self) -> Result<i16, DecodeError> {
+    pub(super) fn i16(&mut self) -> Result<i16, DecodeError> {
         Ok(self.u16()? as i16)
     }
-    fn u32(&mut self) -> Result<u32, DecodeError> {
+    pub(super) fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(
             self.take(4)?.try_into().expect("4 bytes"),
         ))
     }
-    fn str(&mut self) -> Result<String, DecodeError> {
+    pub(super) fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    pub(super) fn str(&mut self) -> Result<String, DecodeError> {
         let len = self.u16()? as usize;
         let raw = self.take(len)?;
         String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::Utf8)
     }
-    fn role(&mut self) -> Result<Role, DecodeError> {
+    pub(super) fn role(&mut self) -> Result<Role, DecodeError> {
         Role::from_wire(self.u8()?).ok_or(DecodeError::Invalid("role"))
     }
-    fn end(self) -> Result<(), DecodeError> {
+    pub(super) fn end(self) -> Result<(), DecodeError> {
         match self.0.len() {
             0 => Ok(()),
             n => Err(DecodeError::Trailing(n)),
@@ -195,7 +267,7 @@ impl<'a> Body<'a> {
 }
 
 /// Writes one message: reserves the length prefix, lets `body` append, then patches the length.
-fn frame(buf: &mut BytesMut, ty: u8, body: impl FnOnce(&mut BytesMut)) {
+pub(super) fn frame(buf: &mut BytesMut, ty: u8, body: impl FnOnce(&mut BytesMut)) {
     let start = buf.len();
     buf.put_u32(0);
     buf.put_u8(ty);
@@ -205,7 +277,7 @@ fn frame(buf: &mut BytesMut, ty: u8, body: impl FnOnce(&mut BytesMut)) {
 }
 
 /// Strings longer than 65535 bytes cannot be encoded; callers bound them by the message size first.
-fn put_str(buf: &mut BytesMut, s: &str) {
+pub(super) fn put_str(buf: &mut BytesMut, s: &str) {
     let bytes = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
     buf.put_u16(bytes.len() as u16);
     buf.put_slice(bytes);
@@ -329,6 +401,16 @@ impl ClientMsg {
                         b.put_u8(3);
                         put_str(b, token);
                     }
+                    Hello::Meeting { token, name } => {
+                        b.put_u8(4);
+                        put_str(b, token);
+                        put_str(b, name);
+                    }
+                    Hello::MeetingCode { code, name } => {
+                        b.put_u8(5);
+                        put_str(b, code);
+                        put_str(b, name);
+                    }
                 }
             }),
             ClientMsg::Input(ev) => frame(buf, 0x10, |b| ev.encode(b)),
@@ -337,6 +419,36 @@ impl ClientMsg {
             ClientMsg::SetControl(allow) => frame(buf, 0x13, |b| b.put_u8(u8::from(*allow))),
             ClientMsg::KeyframeRequest { track } => frame(buf, 0x14, |b| b.put_u32(*track)),
             ClientMsg::EndSession => frame(buf, 0x15, |_| {}),
+            ClientMsg::Subscribe { track, on } => frame(buf, 0x16, |b| {
+                b.put_u32(*track);
+                b.put_u8(u8::from(*on));
+            }),
+            ClientMsg::Annotate(a) => frame(buf, 0x17, |b| a.encode(b)),
+            ClientMsg::FileOffer(o) => frame(buf, 0x18, |b| o.encode(b)),
+            ClientMsg::FileAnswer {
+                transfer,
+                accept,
+                offset,
+            } => frame(buf, 0x19, |b| {
+                b.put_u32(*transfer);
+                b.put_u8(u8::from(*accept));
+                b.put_u64(*offset);
+            }),
+            ClientMsg::FileResult { transfer, ok } => frame(buf, 0x1a, |b| {
+                b.put_u32(*transfer);
+                b.put_u8(u8::from(*ok));
+            }),
+            ClientMsg::MuteTrack { track, muted } => frame(buf, 0x1b, |b| {
+                b.put_u32(*track);
+                b.put_u8(u8::from(*muted));
+            }),
+            ClientMsg::RemoveParticipant { participant } => {
+                frame(buf, 0x1c, |b| b.put_u32(*participant))
+            }
+            ClientMsg::SetRole { participant, role } => frame(buf, 0x1d, |b| {
+                b.put_u32(*participant);
+                b.put_u8(*role as u8);
+            }),
         }
     }
 
@@ -356,6 +468,14 @@ impl ClientMsg {
                         allow_control: r.bool()?,
                     },
                     3 => Hello::Resume { token: r.str()? },
+                    4 => Hello::Meeting {
+                        token: r.str()?,
+                        name: r.str()?,
+                    },
+                    5 => Hello::MeetingCode {
+                        code: r.str()?,
+                        name: r.str()?,
+                    },
                     _ => return Err(DecodeError::Invalid("hello mode")),
                 })
             }
@@ -365,6 +485,32 @@ impl ClientMsg {
             0x13 => ClientMsg::SetControl(r.bool()?),
             0x14 => ClientMsg::KeyframeRequest { track: r.u32()? },
             0x15 => ClientMsg::EndSession,
+            0x16 => ClientMsg::Subscribe {
+                track: r.u32()?,
+                on: r.bool()?,
+            },
+            0x17 => ClientMsg::Annotate(Annotation::decode(&mut r)?),
+            0x18 => ClientMsg::FileOffer(FileOffer::decode(&mut r)?),
+            0x19 => ClientMsg::FileAnswer {
+                transfer: r.u32()?,
+                accept: r.bool()?,
+                offset: r.u64()?,
+            },
+            0x1a => ClientMsg::FileResult {
+                transfer: r.u32()?,
+                ok: r.bool()?,
+            },
+            0x1b => ClientMsg::MuteTrack {
+                track: r.u32()?,
+                muted: r.bool()?,
+            },
+            0x1c => ClientMsg::RemoveParticipant {
+                participant: r.u32()?,
+            },
+            0x1d => ClientMsg::SetRole {
+                participant: r.u32()?,
+                role: MeetingRole::decode(&mut r)?,
+            },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.end()?;
@@ -419,6 +565,69 @@ impl ServerMsg {
                 b.put_u32(*count);
                 put_str(b, message);
             }),
+            ServerMsg::MeetingWelcome(w) => frame(buf, 0x85, |b| w.encode(b)),
+            ServerMsg::Participant {
+                participant,
+                role,
+                state,
+                name,
+            } => frame(buf, 0x86, |b| {
+                b.put_u32(*participant);
+                b.put_u8(*role as u8);
+                b.put_u8(*state as u8);
+                put_str(b, name);
+            }),
+            ServerMsg::Track {
+                track,
+                publisher,
+                state,
+            } => frame(buf, 0x87, |b| {
+                b.put_u32(*track);
+                b.put_u32(*publisher);
+                b.put_u8(*state as u8);
+            }),
+            ServerMsg::Annotation {
+                seq,
+                from,
+                annotation,
+            } => frame(buf, 0x88, |b| {
+                b.put_u64(*seq);
+                b.put_u32(*from);
+                annotation.encode(b);
+            }),
+            ServerMsg::MeetingChat { seq, from, text } => frame(buf, 0x89, |b| {
+                b.put_u64(*seq);
+                b.put_u32(*from);
+                put_str(b, text);
+            }),
+            ServerMsg::Recording { active, reason } => frame(buf, 0x8a, |b| {
+                b.put_u8(u8::from(*active));
+                put_str(b, reason);
+            }),
+            ServerMsg::FileOffer {
+                transfer,
+                from,
+                name,
+                size,
+                sha256,
+            } => frame(buf, 0x8b, |b| {
+                b.put_u32(*transfer);
+                b.put_u32(*from);
+                put_str(b, name);
+                b.put_u64(*size);
+                b.put_slice(sha256);
+            }),
+            ServerMsg::FileState {
+                transfer,
+                reference,
+                state,
+                offset,
+            } => frame(buf, 0x8c, |b| {
+                b.put_u32(*transfer);
+                b.put_u32(*reference);
+                b.put_u8(*state as u8);
+                b.put_u64(*offset);
+            }),
         }
     }
 
@@ -460,6 +669,45 @@ impl ServerMsg {
                     .ok_or(DecodeError::Invalid("error code"))?,
                 count: r.u32()?,
                 message: r.str()?,
+            },
+            0x85 => ServerMsg::MeetingWelcome(MeetingWelcome::decode(&mut r)?),
+            0x86 => ServerMsg::Participant {
+                participant: r.u32()?,
+                role: MeetingRole::decode(&mut r)?,
+                state: ParticipantState::decode(&mut r)?,
+                name: r.str()?,
+            },
+            0x87 => ServerMsg::Track {
+                track: r.u32()?,
+                publisher: r.u32()?,
+                state: TrackState::decode(&mut r)?,
+            },
+            0x88 => ServerMsg::Annotation {
+                seq: r.u64()?,
+                from: r.u32()?,
+                annotation: Annotation::decode(&mut r)?,
+            },
+            0x89 => ServerMsg::MeetingChat {
+                seq: r.u64()?,
+                from: r.u32()?,
+                text: r.str()?,
+            },
+            0x8a => ServerMsg::Recording {
+                active: r.bool()?,
+                reason: r.str()?,
+            },
+            0x8b => ServerMsg::FileOffer {
+                transfer: r.u32()?,
+                from: r.u32()?,
+                name: r.str()?,
+                size: r.u64()?,
+                sha256: r.take(32)?.try_into().expect("32 bytes"),
+            },
+            0x8c => ServerMsg::FileState {
+                transfer: r.u32()?,
+                reference: r.u32()?,
+                state: FileState::decode(&mut r)?,
+                offset: r.u64()?,
             },
             other => return Err(DecodeError::UnknownType(other)),
         };

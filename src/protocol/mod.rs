@@ -8,10 +8,13 @@
 //! Every decoder takes untrusted bytes, checks every length against a limit before allocating, and returns an
 //! error instead of panicking; their unit tests feed them random and truncated input.
 
+pub mod collab;
 pub mod media;
 pub mod message;
 
 pub use media::{FrameHeader, GroupHeader, FRAME_HEADER_LEN, GROUP_HEADER_LEN, STREAM_TYPE_GROUP};
+pub use collab::safe_file_name;
+pub use media::{FileStreamHeader, FILE_STREAM_HEADER_LEN, STREAM_TYPE_FILE};
 pub use message::{ClientMsg, DecodeError, Hello, InputEvent, ServerMsg};
 
 /// ALPN protocol id of version 1 of the QUIC protocol.
@@ -61,6 +64,8 @@ error_codes! {
     Replaced = 0x06, "replaced";
     /// the authorization code expired before both sides joined
     SessionExpired = 0x07, "session_expired";
+    /// the host removed this participant from the meeting
+    Removed = 0x08, "removed";
     /// malformed message or stream
     ProtocolViolation = 0x10, "protocol_violation";
     /// a control message exceeded the maximum message size
@@ -97,6 +102,10 @@ error_codes! {
     SlowConsumer = 0x2A, "slow_consumer";
     /// too many sessions from this address
     TooManySessions = 0x2B, "too_many_sessions";
+    /// the meeting has not started yet: its code is valid from the scheduled start
+    MeetingNotStarted = 0x2C, "meeting_not_started";
+    /// the meeting has as many participants as it allows
+    MeetingFull = 0x2D, "meeting_full";
     /// input events are dropped: the customer allows view only
     InputViewOnly = 0x30, "input_view_only";
     /// input events are dropped: too many per second
@@ -105,6 +114,18 @@ error_codes! {
     PeerAway = 0x32, "peer_away";
     /// not permitted for this role
     NotPermitted = 0x33, "not_permitted";
+    /// the whiteboard holds as much as it may: clear it before drawing more
+    WhiteboardFull = 0x34, "whiteboard_full";
+    /// the file is larger than the relay accepts
+    FileTooLarge = 0x35, "file_too_large";
+    /// no such transfer, or not in a state that allows this
+    TransferInvalid = 0x36, "transfer_invalid";
+    /// the host muted this track
+    TrackMuted = 0x37, "track_muted";
+    /// no such participant or track
+    NotFound = 0x38, "not_found";
+    /// too many transfers at once in this room
+    TooManyTransfers = 0x39, "too_many_transfers";
     /// the request was invalid
     BadRequest = 0x40, "bad_request";
     /// authentication is missing or wrong

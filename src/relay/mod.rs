@@ -94,6 +94,17 @@ pub struct SessionState {
     pub paired: bool,
 }
 
+/// Whiteboard and file-transfer bounds from the `[meeting]` section (shared by both kinds of room).
+pub fn collab_limits(cfg: &Config) -> crate::core::CollabLimits {
+    let m = &cfg.meeting;
+    crate::core::CollabLimits {
+        whiteboard_bytes: m.whiteboard_bytes.usize(),
+        chat_history: m.chat_history,
+        max_file_bytes: m.max_file_bytes.0,
+        max_transfers: m.max_transfers,
+    }
+}
+
 /// Sent on [`Relay::subscribe_ended`] when a session ends (for processing records).
 #[derive(Debug, Clone)]
 pub struct SessionSummary {
@@ -172,6 +183,7 @@ impl Relay {
                 keyframe_interval: s.keyframe_interval.0,
                 input_rate_per_sec: s.input_rate,
                 input_burst: s.input_burst,
+                collab: collab_limits(&cfg),
             },
             metrics,
             shutdown: CancellationToken::new(),
@@ -325,6 +337,9 @@ impl Relay {
                         return Err(e.into());
                     }
                 }
+            }
+            Hello::Meeting { .. } | Hello::MeetingCode { .. } => {
+                return Err(RelayError::SessionNotFound)
             }
             Hello::Resume { token } => {
                 let c = self.tokens.verify(&token, now_ms)?;

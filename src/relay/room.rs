@@ -187,7 +187,7 @@ fn drain(
                         m.groups_reset.inc();
                         tracing::debug!(session = %id, dropped, "receiver lagging: skipping to next keyframe");
                         if need_keyframe {
-                            room.handle_input(now, Input::Lagged { conn });
+                            room.handle_input(now, Input::Lagged { conn, track: 0 });
                         }
                     }
                 }
@@ -209,6 +209,7 @@ fn drain(
                 }
             }
             Output::Event(e) => event(relay, id, e),
+            Output::Admitted { .. } | Output::FileRoute { .. } | Output::Published(_) => {}
         }
     }
 }
@@ -280,5 +281,10 @@ fn event(relay: &Relay, id: SessionId, e: Event) {
             );
             relay.record_end(id, reason, paired_for, bytes);
         }
+        Event::Participant { .. }
+        | Event::Chat { .. }
+        | Event::Annotated { .. }
+        | Event::Transfer(_)
+        | Event::Recording(_) => {}
     }
 }

@@ -56,6 +56,7 @@ impl Desk {
             R::PeerGone(_) => "loss of the technician's connection",
             R::Expired => "expiry of the code before the customer joined",
             R::Shutdown => "relay shutdown",
+            R::ByHost => "the host",
         };
         let detail = match s.paired_for {
             Some(d) => format!(
