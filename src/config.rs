@@ -114,14 +114,14 @@ macro_rules! section {
     (
         $(#[doc = $sdoc:literal])*
         $layer:ident => $resolved:ident {
-            $( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, env = $env:literal; )*
+            $( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, env = $env:literal $(, flag = $flag:literal)?; )*
         }
     ) => {
         $(#[doc = $sdoc])*
         #[derive(Debug, Clone, Default, PartialEq, clap::Args, Deserialize, Serialize)]
         #[serde(default, deny_unknown_fields)]
         pub struct $layer {
-            $( $(#[doc = $doc])* #[arg(long, env = $env, hide_env_values = true)] #[serde(skip_serializing_if = "Option::is_none")]
+            $( $(#[doc = $doc])* #[arg(long $(= $flag, id = $flag)?, env = $env, hide_env_values = true)] #[serde(skip_serializing_if = "Option::is_none")]
                pub $field: Option<$ty>, )*
         }
 
@@ -310,23 +310,23 @@ section! {
     /// `[meeting]`: meetings, their collaboration channels (also used by remote-assist sessions) and recording.
     MeetingLayer => MeetingSettings {
         /// Participants a meeting admits at once (counting those away and allowed to come back).
-        max_participants: usize = 100, env = "ASSIST_RELAY_MEETING_MAX_PARTICIPANTS";
+        max_participants: usize = 100, env = "ASSIST_RELAY_MEETING_MAX_PARTICIPANTS", flag = "meeting-max-participants";
         /// Screen-share tracks one presenter may publish at once (1 to 16).
-        max_tracks_per_presenter: u32 = 4, env = "ASSIST_RELAY_MEETING_MAX_TRACKS_PER_PRESENTER";
+        max_tracks_per_presenter: u32 = 4, env = "ASSIST_RELAY_MEETING_MAX_TRACKS_PER_PRESENTER", flag = "meeting-max-tracks-per-presenter";
         /// Bytes of a track's current group (keyframe and following frames) held so late joiners start at once.
-        group_cache_bytes: ByteSize = ByteSize(4 << 20), env = "ASSIST_RELAY_MEETING_GROUP_CACHE_BYTES";
+        group_cache_bytes: ByteSize = ByteSize(4 << 20), env = "ASSIST_RELAY_MEETING_GROUP_CACHE_BYTES", flag = "meeting-group-cache-bytes";
         /// At most one keyframe request per track per this interval reaches its publisher.
-        keyframe_interval: Dur = Dur(Duration::from_millis(500)), env = "ASSIST_RELAY_MEETING_KEYFRAME_INTERVAL";
+        keyframe_interval: Dur = Dur(Duration::from_millis(500)), env = "ASSIST_RELAY_MEETING_KEYFRAME_INTERVAL", flag = "meeting-keyframe-interval";
         /// A participant whose connection drops may come back within this period.
-        resume_grace: Dur = Dur(Duration::from_secs(60)), env = "ASSIST_RELAY_MEETING_RESUME_GRACE";
+        resume_grace: Dur = Dur(Duration::from_secs(60)), env = "ASSIST_RELAY_MEETING_RESUME_GRACE", flag = "meeting-resume-grace";
         /// A meeting nobody has been connected to for this long ends.
-        idle_timeout: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_MEETING_IDLE_TIMEOUT";
+        idle_timeout: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_MEETING_IDLE_TIMEOUT", flag = "meeting-idle-timeout";
         /// Scheduled length of a meeting when its creator gives none.
-        default_duration: Dur = Dur(Duration::from_secs(3600)), env = "ASSIST_RELAY_MEETING_DEFAULT_DURATION";
+        default_duration: Dur = Dur(Duration::from_secs(3600)), env = "ASSIST_RELAY_MEETING_DEFAULT_DURATION", flag = "meeting-default-duration";
         /// Longest scheduled length a meeting may have.
-        max_duration: Dur = Dur(Duration::from_secs(12 * 3600)), env = "ASSIST_RELAY_MEETING_MAX_DURATION";
+        max_duration: Dur = Dur(Duration::from_secs(12 * 3600)), env = "ASSIST_RELAY_MEETING_MAX_DURATION", flag = "meeting-max-duration";
         /// Furthest ahead a meeting may be scheduled.
-        max_schedule_ahead: Dur = Dur(Duration::from_secs(90 * 86_400)), env = "ASSIST_RELAY_MEETING_MAX_SCHEDULE_AHEAD";
+        max_schedule_ahead: Dur = Dur(Duration::from_secs(90 * 86_400)), env = "ASSIST_RELAY_MEETING_MAX_SCHEDULE_AHEAD", flag = "meeting-max-schedule-ahead";
         /// Whiteboard bytes held per room for late joiners; past it drawing is refused until a clear.
         whiteboard_bytes: ByteSize = ByteSize(1 << 20), env = "ASSIST_RELAY_WHITEBOARD_BYTES";
         /// Chat lines a meeting keeps for late joiners.
@@ -521,7 +521,6 @@ impl Config {
             ("pairing.code_ttl", self.pairing.code_ttl),
             ("session.idle_timeout", self.session.idle_timeout),
             ("session.max_duration", self.session.max_duration),
-            ("meeting.keyframe_interval", self.meeting.keyframe_interval),
             ("meeting.resume_grace", self.meeting.resume_grace),
             ("meeting.idle_timeout", self.meeting.idle_timeout),
             ("meeting.default_duration", self.meeting.default_duration),

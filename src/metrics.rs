@@ -25,6 +25,13 @@ pub struct RelayMetrics {
     pub connections_active: IntGauge,
     pub connections_closed: IntCounterVec,
     pub groups_reset: IntCounter,
+    pub meetings_active: IntGauge,
+    pub annotations: IntCounter,
+    pub chat_messages: IntCounter,
+    pub file_transfers: IntCounterVec,
+    pub file_bytes: IntCounter,
+    pub recordings_active: IntGauge,
+    pub recordings_stopped: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -122,6 +129,27 @@ impl RelayMetrics {
                 r,
                 "groups_reset_total",
                 "Group streams reset because a receiver fell behind",
+            ),
+            meetings_active: gauge(r, "meetings_active", "Meetings that exist now"),
+            annotations: counter(r, "annotations_total", "Whiteboard operations applied"),
+            chat_messages: counter(r, "meeting_chat_messages_total", "Meeting chat lines"),
+            file_transfers: counter_vec(
+                r,
+                "file_transfers_total",
+                "File transfer state changes: offered, accepted, declined, completed, failed",
+                "state",
+            ),
+            file_bytes: counter(
+                r,
+                "file_bytes_total",
+                "File bytes passed from senders to recipients",
+            ),
+            recordings_active: gauge(r, "recordings_active", "Meeting recordings running now"),
+            recordings_stopped: counter_vec(
+                r,
+                "recordings_stopped_total",
+                "Recordings stopped, by reason: requested, quota, disk_full, io, ended",
+                "reason",
             ),
         }
     }

@@ -299,6 +299,7 @@ async fn a_stalled_receiver_skips_to_a_keyframe_with_one_request_while_other_ses
                     GroupEvent::Stale { .. } => {
                         panic!("the relay never sends an old group after a newer one")
                     }
+                    GroupEvent::File { .. } => panic!("no file was offered"),
                 }
             }
             (resets, last_group)

@@ -209,6 +209,7 @@ async fn run_receiver(
                 }
                 Ok(GroupEvent::Ended { reset }) => out.resets += u64::from(reset),
                 Ok(GroupEvent::Stale { .. }) => out.stale += 1,
+                Ok(GroupEvent::File { .. }) => {}
                 Err(e) => {
                     let why = conn.close_reason().map_or_else(|| e.to_string(), |r| r.to_string());
                     out.error = Some(format!("pair {pair}: receiver connection ended: {why}"));

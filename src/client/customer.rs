@@ -100,9 +100,9 @@ async fn receive(
                 report.notices.push(code);
                 say(format!("notice: {message}"));
             }
-            ServerMsg::Annotation { from, annotation, .. } => {
-                say(format!("annotation from {from}: {:?}", annotation.kind))
-            }
+            ServerMsg::Annotation {
+                from, annotation, ..
+            } => say(format!("annotation from {from}: {:?}", annotation.kind)),
             other => say(format!("{other:?}")),
         }
     }

@@ -3,6 +3,7 @@
 //! tool, so they all speak the protocol through one implementation.
 
 pub mod customer;
+pub mod files;
 pub mod script;
 pub mod technician;
 
@@ -221,7 +222,16 @@ impl Session {
     pub fn resume_token(&self) -> &str {
         match &self.welcome {
             ServerMsg::Welcome { resume_token, .. } => resume_token,
+            ServerMsg::MeetingWelcome(w) => &w.resume_token,
             _ => "",
+        }
+    }
+
+    /// The participant id a meeting gave this client (0 in a remote-assist session).
+    pub fn participant(&self) -> u32 {
+        match &self.welcome {
+            ServerMsg::MeetingWelcome(w) => w.participant,
+            _ => 0,
         }
     }
 
@@ -255,7 +265,7 @@ pub async fn join(
     };
     tx.send(&ClientMsg::Hello(hello)).await?;
     let welcome = match rx.recv().await {
-        Ok(Some(w @ ServerMsg::Welcome { .. })) => w,
+        Ok(Some(w @ (ServerMsg::Welcome { .. } | ServerMsg::MeetingWelcome(_)))) => w,
         Ok(Some(other)) => {
             return Err(ClientError::Protocol(format!(
                 "expected WELCOME, got {other:?}"
@@ -266,13 +276,15 @@ pub async fn join(
         }
         Err(e) => return Err(e),
     };
-    if let ServerMsg::Welcome {
-        max_message_bytes, ..
-    } = &welcome
-    {
-        // Forwarded chat and clipboard carry one byte more than the sender's message.
-        rx.max = *max_message_bytes as usize + RELAY_MESSAGE_SLACK;
-    }
+    let max_message = match &welcome {
+        ServerMsg::Welcome {
+            max_message_bytes, ..
+        } => *max_message_bytes,
+        ServerMsg::MeetingWelcome(w) => w.max_message_bytes,
+        _ => unreachable!("matched above"),
+    };
+    // Forwarded messages carry a few bytes more than the sender's message.
+    rx.max = max_message as usize + RELAY_MESSAGE_SLACK;
     Ok(Session {
         conn,
         tx,

@@ -338,7 +338,9 @@ pub async fn run_session_until(
                 report.groups_skipped += 1;
                 continue;
             }
-            GroupEvent::Ended { .. } | GroupEvent::Stale { .. } => continue,
+            GroupEvent::Ended { .. } | GroupEvent::Stale { .. } | GroupEvent::File { .. } => {
+                continue
+            }
         };
         let header: &[u8; FRAME_HEADER_LEN] = frame.wire[..FRAME_HEADER_LEN]
             .try_into()

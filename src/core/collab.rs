@@ -8,8 +8,8 @@
 
 use std::collections::VecDeque;
 
-use crate::protocol::{safe_file_name, ErrorCode, ServerMsg};
 use crate::protocol::message::{Annotation, AnnotationKind, FileOffer, FileState};
+use crate::protocol::{safe_file_name, ErrorCode, ServerMsg};
 
 /// Messages to deliver, by participant.
 pub type Deliveries = Vec<(u32, ServerMsg)>;
@@ -84,11 +84,6 @@ impl Whiteboard {
             from: *from,
             annotation: a.clone(),
         })
-    }
-
-    /// Operations and wire bytes held.
-    pub fn size(&self) -> (usize, usize) {
-        (self.ops.len(), self.bytes)
     }
 }
 
@@ -229,7 +224,12 @@ impl Transfers {
 
     /// `from` offers a file to `to` (the room checked that `to` is present). Refusals go back to the sender
     /// as FILE_STATE failed plus a NOTICE with the reason.
-    pub fn offer(&mut self, from: u32, to: u32, o: FileOffer) -> (Deliveries, Option<TransferNote>) {
+    pub fn offer(
+        &mut self,
+        from: u32,
+        to: u32,
+        o: FileOffer,
+    ) -> (Deliveries, Option<TransferNote>) {
         let refuse = |code: ErrorCode, message: String| {
             let failed = ServerMsg::FileState {
                 transfer: 0,
@@ -291,7 +291,13 @@ impl Transfers {
     ) -> (Deliveries, Option<TransferNote>) {
         let invalid = || {
             (
-                vec![(by, notice(ErrorCode::TransferInvalid, format!("no transfer {id} to answer")))],
+                vec![(
+                    by,
+                    notice(
+                        ErrorCode::TransferInvalid,
+                        format!("no transfer {id} to answer"),
+                    ),
+                )],
                 None,
             )
         };
@@ -351,7 +357,13 @@ impl Transfers {
                 (out, Some(note(&t, st)))
             }
             None => (
-                vec![(by, notice(ErrorCode::TransferInvalid, format!("no transfer {id} to finish")))],
+                vec![(
+                    by,
+                    notice(
+                        ErrorCode::TransferInvalid,
+                        format!("no transfer {id} to finish"),
+                    ),
+                )],
                 None,
             ),
         }
@@ -373,11 +385,8 @@ impl Transfers {
         (out, notes)
     }
 
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 }
@@ -409,8 +418,14 @@ mod tests {
     #[test]
     fn whiteboard_numbers_bounds_and_clears_per_track() {
         let mut w = Whiteboard::new(200);
-        assert!(matches!(w.apply(1, stroke(0, 10)), Ok(ServerMsg::Annotation { seq: 1, .. })));
-        assert!(matches!(w.apply(2, stroke(5, 10)), Ok(ServerMsg::Annotation { seq: 2, .. })));
+        assert!(matches!(
+            w.apply(1, stroke(0, 10)),
+            Ok(ServerMsg::Annotation { seq: 1, .. })
+        ));
+        assert!(matches!(
+            w.apply(2, stroke(5, 10)),
+            Ok(ServerMsg::Annotation { seq: 2, .. })
+        ));
         // 2 × 55 bytes held; another 55 fits, a fourth does not.
         assert!(w.apply(1, stroke(0, 10)).is_ok());
         assert_eq!(w.apply(1, stroke(0, 10)), Err(ErrorCode::WhiteboardFull));
@@ -419,7 +434,10 @@ mod tests {
             points: vec![],
             ..stroke(0, 0)
         };
-        assert!(matches!(w.apply(3, clear), Ok(ServerMsg::Annotation { seq: 4, .. })));
+        assert!(matches!(
+            w.apply(3, clear),
+            Ok(ServerMsg::Annotation { seq: 4, .. })
+        ));
         let left: Vec<u64> = w
             .snapshot()
             .map(|m| match m {
@@ -468,17 +486,44 @@ mod tests {
             }
             other => panic!("{other:?}"),
         };
-        assert_eq!(t.stream(1, id, 0), Err(ErrorCode::TransferInvalid), "not accepted yet");
+        assert_eq!(
+            t.stream(1, id, 0),
+            Err(ErrorCode::TransferInvalid),
+            "not accepted yet"
+        );
         let (out, _) = t.answer(2, id, true, 0);
-        assert!(matches!(out[0], (1, ServerMsg::FileState { state: FileState::Accepted, offset: 0, .. })));
-        assert_eq!(t.stream(2, id, 0), Err(ErrorCode::TransferInvalid), "only the sender streams");
+        assert!(matches!(
+            out[0],
+            (
+                1,
+                ServerMsg::FileState {
+                    state: FileState::Accepted,
+                    offset: 0,
+                    ..
+                }
+            )
+        ));
+        assert_eq!(
+            t.stream(2, id, 0),
+            Err(ErrorCode::TransferInvalid),
+            "only the sender streams"
+        );
         assert_eq!(t.stream(1, id, 0), Ok(Route { to: 2, len: 600 }));
         // Interrupted at 250: the recipient resumes from there.
         let _ = t.answer(2, id, true, 250);
         assert_eq!(t.stream(1, id, 0), Err(ErrorCode::TransferInvalid));
         assert_eq!(t.stream(1, id, 250), Ok(Route { to: 2, len: 350 }));
         let (out, note) = t.result(2, id, true);
-        assert!(matches!(out[0], (1, ServerMsg::FileState { state: FileState::Completed, .. })));
+        assert!(matches!(
+            out[0],
+            (
+                1,
+                ServerMsg::FileState {
+                    state: FileState::Completed,
+                    ..
+                }
+            )
+        ));
         assert_eq!(note.unwrap().state, FileState::Completed);
         assert!(t.is_empty());
     }
@@ -488,16 +533,52 @@ mod tests {
         let mut t = Transfers::new(limits());
         let (out, note) = t.offer(1, 2, offer(1001));
         assert!(note.is_none());
-        assert!(matches!(out[1], (1, ServerMsg::Notice { code: ErrorCode::FileTooLarge, .. })));
+        assert!(matches!(
+            out[1],
+            (
+                1,
+                ServerMsg::Notice {
+                    code: ErrorCode::FileTooLarge,
+                    ..
+                }
+            )
+        ));
         let _ = t.offer(1, 2, offer(10));
         let _ = t.offer(1, 2, offer(10));
         let (out, _) = t.offer(1, 2, offer(10));
-        assert!(matches!(out[1], (1, ServerMsg::Notice { code: ErrorCode::TooManyTransfers, .. })));
+        assert!(matches!(
+            out[1],
+            (
+                1,
+                ServerMsg::Notice {
+                    code: ErrorCode::TooManyTransfers,
+                    ..
+                }
+            )
+        ));
         let (out, _) = t.answer(2, 1, false, 0);
-        assert!(matches!(out[0], (1, ServerMsg::FileState { state: FileState::Declined, .. })));
+        assert!(matches!(
+            out[0],
+            (
+                1,
+                ServerMsg::FileState {
+                    state: FileState::Declined,
+                    ..
+                }
+            )
+        ));
         let (out, notes) = t.drop_participant(2);
         assert_eq!(notes.len(), 1);
-        assert!(matches!(out[0], (1, ServerMsg::FileState { state: FileState::Failed, .. })));
+        assert!(matches!(
+            out[0],
+            (
+                1,
+                ServerMsg::FileState {
+                    state: FileState::Failed,
+                    ..
+                }
+            )
+        ));
         assert!(t.is_empty());
     }
 }

@@ -124,9 +124,7 @@ impl EndReason {
             EndReason::ByCustomer
             | EndReason::ByTechnician
             | EndReason::ByOperator
-            | EndReason::ByHost => {
-                ErrorCode::SessionEnded
-            }
+            | EndReason::ByHost => ErrorCode::SessionEnded,
             EndReason::IdleTimeout => ErrorCode::IdleTimeout,
             EndReason::MaxDuration => ErrorCode::MaxDuration,
             EndReason::PeerGone(_) => ErrorCode::PeerGone,
@@ -231,12 +229,17 @@ pub enum Event {
         state: ParticipantState,
     },
     /// A chat line (meetings).
-    Chat { from: u32, text: String },
+    Chat {
+        from: u32,
+        text: String,
+    },
     /// A whiteboard operation was applied.
-    Annotated { from: u32, kind: AnnotationKind },
+    Annotated {
+        from: u32,
+        kind: AnnotationKind,
+    },
     /// A file transfer changed state.
     Transfer(TransferNote),
     /// Meetings: recording switched on or off.
     Recording(bool),
 }
-

@@ -9,9 +9,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::throttle::{IntervalThrottle, Throttled, TokenBucket};
 use super::collab::{CollabLimits, Deliveries, TransferNote, Transfers, Whiteboard};
 use super::io::{DropReason, EndReason, Event, Input, Output};
+use super::throttle::{IntervalThrottle, Throttled, TokenBucket};
 use super::{ConnId, Frame, Role, TrackId};
 use crate::protocol::message::PeerState;
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
@@ -418,7 +418,8 @@ impl AssistRoom {
                         offset: 0,
                     };
                     self.send(role, failed);
-                    let message = format!("not offered: the {} is not connected", role.peer().as_str());
+                    let message =
+                        format!("not offered: the {} is not connected", role.peer().as_str());
                     self.send(role, notice_msg(ErrorCode::PeerAway, &message));
                     return;
                 }

@@ -17,6 +17,10 @@ use crate::core::SessionId;
 struct Live {
     session: SessionId,
     expires_at: Instant,
+    /// Meeting codes: not valid before the scheduled start.
+    not_before: Instant,
+    /// Meeting codes: every participant uses the same one until it expires.
+    multi_use: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,11 +96,22 @@ impl CodeBook {
 
     /// Issues a code for `session`, valid until `now + ttl`.
     pub fn issue(&self, now: Instant, session: SessionId) -> Result<IssuedCode, PairingError> {
+        self.issue_window(session, now, now + self.ttl, false)
+    }
+
+    /// Issues a code valid from `not_before` until `expires_at`; `multi_use` codes (meetings) are not spent
+    /// by a redemption. Meeting and assist codes share one space and one cap, so they never collide.
+    pub fn issue_window(
+        &self,
+        session: SessionId,
+        not_before: Instant,
+        expires_at: Instant,
+        multi_use: bool,
+    ) -> Result<IssuedCode, PairingError> {
         let _issuing = self.issuing.lock().unwrap_or_else(|e| e.into_inner());
         if self.live.len() >= self.max_live {
             return Err(PairingError::TooManyCodes);
         }
-        let expires_at = now + self.ttl;
         loop {
             let code = self.random_code();
             if self.spent.contains_key(&code) {
@@ -106,6 +121,8 @@ impl CodeBook {
                 v.insert(Live {
                     session,
                     expires_at,
+                    not_before,
+                    multi_use,
                 });
                 return Ok(IssuedCode {
                     display: display(&code),
@@ -138,14 +155,19 @@ impl CodeBook {
         };
         let mut taken = None;
         let mut declined = None;
+        let mut early = false;
         let removed = self.live.remove_if(&code, |_, live| {
             if now >= live.expires_at {
                 return true;
             }
+            if now < live.not_before {
+                early = true;
+                return false;
+            }
             match accept(live.session) {
                 Some(t) => {
-                    taken = Some(t);
-                    true
+                    taken = Some((live.session, t));
+                    !live.multi_use
                 }
                 None => {
                     declined = Some(live.session);
@@ -153,8 +175,16 @@ impl CodeBook {
                 }
             }
         });
+        if early {
+            return Err(PairingError::NotYetValid);
+        }
         if let Some(session) = declined {
             return Ok(Redeemed::Declined(session));
+        }
+        if removed.is_none() {
+            if let Some((session, t)) = taken.take() {
+                return Ok(Redeemed::Session(session, t)); // a meeting code stays live
+            }
         }
         match removed {
             Some((code, live)) if now < live.expires_at => {
@@ -162,7 +192,7 @@ impl CodeBook {
                     .insert(code, (Spent::Used, live.expires_at + self.ttl));
                 Ok(Redeemed::Session(
                     live.session,
-                    taken.expect("accepted before removal"),
+                    taken.expect("accepted before removal").1,
                 ))
             }
             Some((code, live)) => {

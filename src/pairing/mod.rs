@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub use codes::{CodeBook, IssuedCode, Redeemed};
 pub use limiter::AttemptLimiter;
-pub use tokens::{Claims, TokenKey, TokenKind};
+pub use tokens::{Claims, MeetingClaims, MeetingTokenKind, TokenKey, TokenKind};
 
 use crate::core::SessionId;
 use crate::protocol::ErrorCode;
@@ -45,6 +45,9 @@ pub enum PairingError {
     /// Too many live codes at once.
     #[error("too many live codes")]
     TooManyCodes,
+    /// A meeting code used before the meeting's scheduled start.
+    #[error("the meeting has not started yet")]
+    NotYetValid,
 }
 
 impl PairingError {
@@ -57,6 +60,7 @@ impl PairingError {
             PairingError::TokenInvalid => ErrorCode::TokenInvalid,
             PairingError::TokenExpired => ErrorCode::TokenExpired,
             PairingError::TooManyCodes => ErrorCode::Busy,
+            PairingError::NotYetValid => ErrorCode::MeetingNotStarted,
         }
     }
 }

@@ -10,8 +10,8 @@ use bytes::{BufMut, BytesMut};
 use crate::core::Role;
 
 pub use super::collab::{
-    Annotation, AnnotationKind, FileOffer, FileState, MeetingRole, MeetingWelcome, ParticipantState,
-    TrackState,
+    Annotation, AnnotationKind, FileOffer, FileState, MeetingRole, MeetingWelcome,
+    ParticipantState, TrackState,
 };
 
 /// Length of the message length prefix.
@@ -113,7 +113,11 @@ pub enum ClientMsg {
     /// 0x18: offer a file to participant `to` (ignored in a remote-assist session: the other side).
     FileOffer(FileOffer),
     /// 0x19: the recipient accepts (from `offset`, to resume) or declines a transfer.
-    FileAnswer { transfer: u32, accept: bool, offset: u64 },
+    FileAnswer {
+        transfer: u32,
+        accept: bool,
+        offset: u64,
+    },
     /// 0x1A: the recipient checked the received file's SHA-256 (`ok`) or found it wrong.
     FileResult { transfer: u32, ok: bool },
     /// 0x1B: meetings, host only: stop (true) or allow again a track.

@@ -12,9 +12,9 @@ pub mod collab;
 pub mod media;
 pub mod message;
 
-pub use media::{FrameHeader, GroupHeader, FRAME_HEADER_LEN, GROUP_HEADER_LEN, STREAM_TYPE_GROUP};
 pub use collab::safe_file_name;
 pub use media::{FileStreamHeader, FILE_STREAM_HEADER_LEN, STREAM_TYPE_FILE};
+pub use media::{FrameHeader, GroupHeader, FRAME_HEADER_LEN, GROUP_HEADER_LEN, STREAM_TYPE_GROUP};
 pub use message::{ClientMsg, DecodeError, Hello, InputEvent, ServerMsg};
 
 /// ALPN protocol id of version 1 of the QUIC protocol.
@@ -142,8 +142,12 @@ error_codes! {
 pub mod stream_code {
     /// The relay abandoned a stale group because the receiver fell behind; the next group starts with a keyframe.
     pub const GROUP_SKIPPED: u32 = 0x01;
-    /// The relay does not accept this stream (e.g. a technician opening a media stream).
+    /// The relay does not accept this stream (e.g. a technician opening a media stream, or a file stream
+    /// for a transfer not accepted at that offset).
     pub const REFUSED: u32 = 0x03;
+    /// The relay abandoned a file stream because the sender's stream broke off; answer the transfer again
+    /// with the offset received so far to resume.
+    pub const TRANSFER_INTERRUPTED: u32 = 0x04;
 }
 
 #[cfg(test)]

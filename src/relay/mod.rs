@@ -7,6 +7,7 @@
 
 pub mod addresses;
 pub mod peer;
+mod recorder;
 pub mod room;
 
 use std::net::IpAddr;
@@ -21,18 +22,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use addresses::{SessionSlot, SessionsPerAddress};
-pub use peer::{Closer, ControlOut, MediaSlot, PeerHandle};
+pub use peer::{Closer, ControlOut, FilePipe, MediaSlot, PeerHandle, FILE_PIPE_CHUNKS};
 pub use room::RoomMsg;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::{
-    AssistRoom, BacklogLimits, ConnId, EndReason, Input, Role, RoomConfig, SessionId,
+    AssistRoom, BacklogLimits, ConnId, EndReason, Entry, Input, MeetingConfig, MeetingRoom, Role,
+    RoomConfig, SessionId,
 };
 use crate::metrics::RelayMetrics;
 use crate::pairing::{
     redeem_limited, AttemptLimiter, Claims, CodeBook, PairingError, Redeemed, TokenKey, TokenKind,
 };
+use crate::pairing::{MeetingClaims, MeetingTokenKind};
+use crate::protocol::message::MeetingRole;
 use crate::protocol::{ErrorCode, Hello};
 
 /// Inputs queued per room before connection readers wait (backpressure reaches the sender through QUIC flow
@@ -59,6 +63,9 @@ pub enum RelayError {
     /// The source address already takes part in `limits.max_sessions_per_address` sessions.
     #[error("too many sessions from this address")]
     TooManySessions,
+    /// A meeting's window is invalid (ends before it starts, or longer than allowed).
+    #[error("{0}")]
+    BadSchedule(String),
 }
 
 impl RelayError {
@@ -69,6 +76,7 @@ impl RelayError {
             RelayError::WrongToken => ErrorCode::TokenInvalid,
             RelayError::ShuttingDown => ErrorCode::GoingAway,
             RelayError::TooManySessions => ErrorCode::TooManySessions,
+            RelayError::BadSchedule(_) => ErrorCode::BadRequest,
         }
     }
 }
@@ -85,6 +93,17 @@ pub struct NewSession {
     pub technician_token: String,
 }
 
+/// A meeting just created.
+#[derive(Debug, Clone)]
+pub struct NewMeeting {
+    pub id: SessionId,
+    /// Digits only; every guest uses it during the window.
+    pub code: String,
+    pub code_display: String,
+    pub starts_at: SystemTime,
+    pub ends_at: SystemTime,
+}
+
 /// What is known of a live session.
 #[derive(Debug, Clone)]
 pub struct SessionState {
@@ -92,6 +111,37 @@ pub struct SessionState {
     pub created_at: SystemTime,
     pub code_expires_at: SystemTime,
     pub paired: bool,
+}
+
+/// The meeting rooms' settings from the `[meeting]` section.
+pub fn meeting_config(cfg: &Config) -> MeetingConfig {
+    let m = &cfg.meeting;
+    MeetingConfig {
+        resume_grace: m.resume_grace.0,
+        keyframe_interval: m.keyframe_interval.0,
+        idle_timeout: m.idle_timeout.0,
+        max_participants: m.max_participants,
+        max_tracks: m.max_tracks_per_presenter,
+        group_cache_bytes: m.group_cache_bytes.usize(),
+        collab: collab_limits(cfg),
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A display name as the others see it: trimmed, no control characters, at most 64 characters.
+pub fn clean_name(name: &str, fallback: &str) -> String {
+    let n: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    let n = n.trim();
+    if n.is_empty() {
+        fallback.to_string()
+    } else {
+        n.to_string()
+    }
 }
 
 /// Whiteboard and file-transfer bounds from the `[meeting]` section (shared by both kinds of room).
@@ -121,9 +171,12 @@ pub struct Admission<'a> {
     /// The connection's place among its address's sessions; hold it until the connection ends.
     pub slot: SessionSlot<'a>,
     pub session: SessionId,
-    pub role: Role,
+    /// The side of a remote-assist session; `None` for a meeting participant (see `entry`).
+    pub role: Option<Role>,
     pub resume: Option<u32>,
     pub allow_control: bool,
+    /// Meetings: who enters.
+    pub entry: Option<Entry>,
     pub room: mpsc::Sender<RoomMsg>,
 }
 
@@ -155,6 +208,7 @@ pub struct Relay {
     ended: broadcast::Sender<SessionSummary>,
     next_conn: AtomicU64,
     room_cfg: RoomConfig,
+    meeting_cfg: MeetingConfig,
     rng: SystemRandom,
 }
 
@@ -185,6 +239,7 @@ impl Relay {
                 input_burst: s.input_burst,
                 collab: collab_limits(&cfg),
             },
+            meeting_cfg: meeting_config(&cfg),
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -215,9 +270,7 @@ impl Relay {
         if self.shutdown.is_cancelled() {
             return Err(RelayError::ShuttingDown);
         }
-        let mut raw = [0u8; 16];
-        self.rng.fill(&mut raw).expect("system randomness");
-        let id = SessionId(raw);
+        let id = self.new_id();
         let now = self.clock.now();
         let code = self.codes.issue(now, id)?;
         let expires_at = self.clock.wall_at(code.expires_at);
@@ -226,9 +279,7 @@ impl Relay {
             role: Role::Technician,
             session: id,
             generation: 0,
-            expires_unix_ms: expires_at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            expires_unix_ms: unix_ms(expires_at),
         });
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
         self.rooms.insert(
@@ -242,7 +293,8 @@ impl Relay {
             },
         );
         let room = AssistRoom::new(now, self.room_cfg.clone(), code.expires_at);
-        self.tasks.spawn(room::run(self.clone(), id, room, rx));
+        self.tasks
+            .spawn(room::run(self.clone(), id, room::Core::Assist(room), rx));
         self.metrics.sessions_active.inc();
         self.metrics.codes_issued.inc();
         tracing::info!(session = %id, "session created");
@@ -253,6 +305,94 @@ impl Relay {
             expires_at,
             technician_token,
         })
+    }
+
+    fn new_id(&self) -> SessionId {
+        let mut raw = [0u8; 16];
+        self.rng.fill(&mut raw).expect("system randomness");
+        SessionId(raw)
+    }
+
+    /// Creates a meeting for the window `starts_at..ends_at`: a room task that lives until the window
+    /// closes (or the host ends it, or nobody is connected for `meeting.idle_timeout`), and a multi-use
+    /// code valid in the window.
+    pub fn create_meeting(
+        self: &Arc<Self>,
+        starts_at: SystemTime,
+        ends_at: SystemTime,
+    ) -> Result<NewMeeting, RelayError> {
+        if self.shutdown.is_cancelled() {
+            return Err(RelayError::ShuttingDown);
+        }
+        let wall = self.clock.wall();
+        let now = self.clock.now();
+        if ends_at <= starts_at || ends_at <= wall {
+            return Err(RelayError::BadSchedule(
+                "the meeting must end after it starts, in the future".into(),
+            ));
+        }
+        let at = |t: SystemTime| match t.duration_since(wall) {
+            Ok(d) => now + d,
+            Err(_) => now,
+        };
+        let id = self.new_id();
+        let code = self
+            .codes
+            .issue_window(id, at(starts_at), at(ends_at), true)?;
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        self.rooms.insert(
+            id,
+            RoomEntry {
+                tx,
+                code: code.code.clone(),
+                created_at: wall,
+                code_expires_at: ends_at,
+                paired: AtomicBool::new(false),
+            },
+        );
+        let room = MeetingRoom::new(self.meeting_cfg.clone(), at(ends_at));
+        self.tasks
+            .spawn(room::run(self.clone(), id, room::Core::Meeting(room), rx));
+        self.metrics.meetings_active.inc();
+        tracing::info!(meeting = %id, "meeting created");
+        Ok(NewMeeting {
+            id,
+            code: code.code,
+            code_display: code.display,
+            starts_at,
+            ends_at,
+        })
+    }
+
+    /// A join token for a staff member entering meeting `id` as `role`, valid until `expires_at`.
+    pub fn meeting_token(
+        &self,
+        id: SessionId,
+        user: u32,
+        role: MeetingRole,
+        expires_at: SystemTime,
+    ) -> String {
+        self.tokens.sign_meeting(&MeetingClaims {
+            kind: MeetingTokenKind::Join,
+            role,
+            meeting: id,
+            subject: user,
+            expires_unix_ms: unix_ms(expires_at),
+        })
+    }
+
+    /// Starts or stops a meeting's recording; the reply says what the room did.
+    pub async fn set_recording(
+        &self,
+        id: SessionId,
+        on: bool,
+    ) -> Result<room::RecordingReply, RelayError> {
+        let tx = self.room(id)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        tx.send(RoomMsg::Recording { on, reply })
+            .await
+            .map_err(|_| RelayError::SessionNotFound)?;
+        rx.await.map_err(|_| RelayError::SessionNotFound)
     }
 
     /// Asks a session to end; false if there is no such session.
@@ -302,57 +442,68 @@ impl Relay {
         }
         let slot_for = |session| self.addresses.acquire(from, session);
         let now_ms = self.clock.unix_ms();
+        let mut entry = None;
         let (session, role, resume, allow_control, slot) = match hello {
             Hello::Technician { token } => {
                 let c = self.tokens.verify(&token, now_ms)?;
                 if c.kind != TokenKind::Join || c.role != Role::Technician {
                     return Err(RelayError::WrongToken);
                 }
-                (
-                    c.session,
-                    Role::Technician,
-                    None,
-                    false,
-                    slot_for(c.session),
-                )
+                let slot = slot_for(c.session);
+                (c.session, Some(Role::Technician), None, false, slot)
             }
             Hello::Customer {
                 code,
                 allow_control,
             } => {
-                let now = self.clock.now();
-                match redeem_limited(&self.codes, &self.limiter, now, from, &code, slot_for) {
-                    Ok(Redeemed::Session(session, slot)) => {
-                        self.metrics.codes_redeemed.inc();
-                        (session, Role::Customer, None, allow_control, Some(slot))
-                    }
-                    Ok(Redeemed::Declined(session)) => {
-                        (session, Role::Customer, None, allow_control, None)
-                    }
-                    Err(e) => {
-                        self.metrics
-                            .code_failures
-                            .with_label_values(&[e.code().as_str()])
-                            .inc();
-                        return Err(e.into());
-                    }
-                }
+                let (session, slot) = self.redeem(from, &code)?;
+                (session, Some(Role::Customer), None, allow_control, slot)
             }
-            Hello::Meeting { .. } | Hello::MeetingCode { .. } => {
-                return Err(RelayError::SessionNotFound)
+            Hello::Meeting { token, name } => {
+                let c = self.tokens.verify_meeting(&token, now_ms)?;
+                if c.kind != MeetingTokenKind::Join {
+                    return Err(RelayError::WrongToken);
+                }
+                entry = Some(Entry {
+                    identity: format!("user:{}", c.subject),
+                    name: clean_name(&name, &format!("user {}", c.subject)),
+                    role: c.role,
+                    resume: None,
+                });
+                (c.meeting, None, None, false, slot_for(c.meeting))
+            }
+            Hello::MeetingCode { code, name } => {
+                let (session, slot) = self.redeem(from, &code)?;
+                let mut raw = [0u8; 8];
+                self.rng.fill(&mut raw).expect("system randomness");
+                entry = Some(Entry {
+                    identity: format!("guest:{}", data_encoding::HEXLOWER.encode(&raw)),
+                    name: clean_name(&name, "guest"),
+                    role: MeetingRole::Participant,
+                    resume: None,
+                });
+                (session, None, None, false, slot)
+            }
+            Hello::Resume { token } if TokenKey::is_meeting_token(&token) => {
+                let c = self.tokens.verify_meeting(&token, now_ms)?;
+                if c.kind != MeetingTokenKind::Resume {
+                    return Err(RelayError::WrongToken);
+                }
+                entry = Some(Entry {
+                    identity: String::new(),
+                    name: String::new(),
+                    role: c.role,
+                    resume: Some(c.subject),
+                });
+                (c.meeting, None, None, false, slot_for(c.meeting))
             }
             Hello::Resume { token } => {
                 let c = self.tokens.verify(&token, now_ms)?;
                 if c.kind != TokenKind::Resume {
                     return Err(RelayError::WrongToken);
                 }
-                (
-                    c.session,
-                    c.role,
-                    Some(c.generation),
-                    false,
-                    slot_for(c.session),
-                )
+                let slot = slot_for(c.session);
+                (c.session, Some(c.role), Some(c.generation), false, slot)
             }
         };
         let slot = slot.ok_or(RelayError::TooManySessions)?;
@@ -362,8 +513,34 @@ impl Relay {
             role,
             resume,
             allow_control,
+            entry,
             room: self.room(session)?,
         })
+    }
+
+    /// Redeems a typed code (assist or meeting) under the guessing limits; the address's session slot is
+    /// taken in the same step (`None`: the address is at its limit and the code was not spent).
+    fn redeem(
+        &self,
+        from: IpAddr,
+        code: &str,
+    ) -> Result<(SessionId, Option<SessionSlot<'_>>), RelayError> {
+        let now = self.clock.now();
+        let slot_for = |session| self.addresses.acquire(from, session);
+        match redeem_limited(&self.codes, &self.limiter, now, from, code, slot_for) {
+            Ok(Redeemed::Session(session, slot)) => {
+                self.metrics.codes_redeemed.inc();
+                Ok((session, Some(slot)))
+            }
+            Ok(Redeemed::Declined(session)) => Ok((session, None)),
+            Err(e) => {
+                self.metrics
+                    .code_failures
+                    .with_label_values(&[e.code().as_str()])
+                    .inc();
+                Err(e.into())
+            }
+        }
     }
 
     pub(crate) fn mark_paired(&self, id: SessionId) {
@@ -373,10 +550,14 @@ impl Relay {
     }
 
     /// Called by the room task as it exits.
-    pub(crate) fn forget(&self, id: SessionId) {
+    pub(crate) fn forget(&self, id: SessionId, meeting: bool) {
         if let Some((_, e)) = self.rooms.remove(&id) {
             self.codes.revoke(&e.code);
-            self.metrics.sessions_active.dec();
+            if meeting {
+                self.metrics.meetings_active.dec();
+            } else {
+                self.metrics.sessions_active.dec();
+            }
         }
     }
 

@@ -60,6 +60,20 @@ impl MediaSlot {
     }
 }
 
+/// File bytes passed from a sender's stream to a recipient, in chunks over a bounded channel (the sender's
+/// reads wait when the recipient's writes do, so QUIC flow control reaches the sender).
+#[derive(Debug)]
+pub struct FilePipe {
+    pub transfer: u32,
+    pub offset: u64,
+    /// Bytes that should arrive; fewer when the channel closes means the transfer was interrupted.
+    pub len: u64,
+    pub chunks: mpsc::Receiver<bytes::Bytes>,
+}
+
+/// Chunks buffered per file pipe.
+pub const FILE_PIPE_CHUNKS: usize = 16;
+
 /// Closes a connection at once (no flushing), used when its control queue is full.
 pub type Closer = Arc<dyn Fn(ErrorCode, &str) + Send + Sync>;
 
@@ -69,6 +83,8 @@ pub struct PeerHandle {
     pub control: mpsc::Sender<ControlOut>,
     pub media: Arc<MediaSlot>,
     pub closer: Closer,
+    /// Where file streams for this connection go (its transport opens a stream per pipe).
+    pub files: mpsc::Sender<FilePipe>,
 }
 
 impl std::fmt::Debug for PeerHandle {

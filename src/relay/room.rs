@@ -7,13 +7,78 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::peer::{ControlOut, PeerHandle};
+use super::peer::{ControlOut, FilePipe, PeerHandle, FILE_PIPE_CHUNKS};
+use super::recorder::RoomRecorder;
 use super::Relay;
-use crate::core::{AssistRoom, ConnId, Event, Input, Output, PushOutcome, Role, SessionId};
-use crate::pairing::{Claims, TokenKind};
+use crate::core::{
+    AssistRoom, ConnId, EndReason, Entry, Event, Input, MeetingRoom, Output, PushOutcome, Role,
+    SessionId,
+};
+use crate::pairing::{Claims, MeetingClaims, MeetingTokenKind, TokenKind};
+use crate::protocol::message::MeetingWelcome;
 use crate::protocol::{ErrorCode, ServerMsg};
+
+/// The state machine a room task owns.
+#[derive(Debug)]
+pub enum Core {
+    Assist(AssistRoom),
+    Meeting(MeetingRoom),
+}
+
+impl Core {
+    fn handle_input(&mut self, now: Instant, input: Input) {
+        match self {
+            Core::Assist(r) => r.handle_input(now, input),
+            Core::Meeting(r) => r.handle_input(now, input),
+        }
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Core::Assist(r) => r.handle_timeout(now),
+            Core::Meeting(r) => r.handle_timeout(now),
+        }
+    }
+    fn poll_output(&mut self) -> Output {
+        match self {
+            Core::Assist(r) => r.poll_output(),
+            Core::Meeting(r) => r.poll_output(),
+        }
+    }
+    fn is_ended(&self) -> Option<EndReason> {
+        match self {
+            Core::Assist(r) => r.is_ended(),
+            Core::Meeting(r) => r.is_ended(),
+        }
+    }
+    fn is_meeting(&self) -> bool {
+        matches!(self, Core::Meeting(_))
+    }
+}
+
+/// Where the bytes of a file stream go: a channel to the recipient's writer and how many bytes to pass, or
+/// the code to refuse the stream with.
+pub type FileRouteReply = Result<(mpsc::Sender<bytes::Bytes>, u64), ErrorCode>;
+
+/// What a recording request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingReply {
+    /// Recording now, into this directory.
+    Started { dir: std::path::PathBuf },
+    /// Was already recording into this directory.
+    AlreadyRunning { dir: std::path::PathBuf },
+    /// Stopped; the summary's directory, files and bytes.
+    Stopped {
+        dir: std::path::PathBuf,
+        files: Vec<std::path::PathBuf>,
+        bytes: u64,
+    },
+    /// Was not recording.
+    NotRunning,
+    /// Not a meeting, or the recording could not start (the message says why).
+    Refused(String),
+}
 
 /// Messages to a room task.
 #[derive(Debug)]
@@ -25,8 +90,29 @@ pub enum RoomMsg {
         resume: Option<u32>,
         allow_control: bool,
     },
+    /// Meetings: an authenticated connection enters.
+    Enter { peer: PeerHandle, entry: Entry },
     /// Any other input for the core.
     Input(Input),
+    /// `conn` opened a file stream: where should its bytes go?
+    FileStream {
+        conn: ConnId,
+        transfer: u32,
+        offset: u64,
+        reply: oneshot::Sender<FileRouteReply>,
+    },
+    /// Meetings: start or stop recording.
+    Recording {
+        on: bool,
+        reply: oneshot::Sender<RecordingReply>,
+    },
+}
+
+/// What the room task holds besides the core.
+struct Task {
+    peers: HashMap<ConnId, PeerHandle>,
+    files: HashMap<(ConnId, u32), oneshot::Sender<FileRouteReply>>,
+    recorder: Option<RoomRecorder>,
 }
 
 /// How many queued inputs the task handles before it yields, so one busy session cannot hog a worker.
@@ -35,17 +121,21 @@ const INPUTS_PER_WAKE: usize = 64;
 pub(super) async fn run(
     relay: Arc<Relay>,
     id: SessionId,
-    mut room: AssistRoom,
+    mut room: Core,
     mut rx: mpsc::Receiver<RoomMsg>,
 ) {
     let clock = relay.clock.clone();
-    let mut peers: HashMap<ConnId, PeerHandle> = HashMap::new();
+    let mut task = Task {
+        peers: HashMap::new(),
+        files: HashMap::new(),
+        recorder: None,
+    };
     let mut sleep_at = clock.now();
     let mut sleep = clock.sleep_until(sleep_at);
     let cancel = relay.shutdown.clone();
     let mut shutting_down = false;
     loop {
-        let deadline = drain(&relay, id, &mut room, &mut peers);
+        let deadline = drain(&relay, id, &mut room, &mut task);
         if room.is_ended().is_some() {
             break;
         }
@@ -53,42 +143,69 @@ pub(super) async fn run(
             sleep_at = deadline;
             sleep = clock.sleep_until(deadline);
         }
+        let recorder_stopped = async {
+            match task.recorder.as_mut() {
+                Some(r) => r.stopped_by_itself().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
                 let now = clock.now();
-                feed(&mut room, &mut peers, now, msg);
+                feed(&relay, id, &mut room, &mut task, now, msg).await;
                 for _ in 1..INPUTS_PER_WAKE {
                     match rx.try_recv() {
-                        Ok(msg) => feed(&mut room, &mut peers, now, msg),
+                        Ok(msg) => feed(&relay, id, &mut room, &mut task, now, msg).await,
                         Err(_) => break,
                     }
                 }
             }
+            reason = recorder_stopped => {
+                let rec = task.recorder.take().expect("a recorder stopped");
+                let summary = rec.finish(&relay).await;
+                let text = format!("recording stopped: {}", reason.describe());
+                tracing::warn!(meeting = %id, dir = %summary.dir.display(), "{text}");
+                room.handle_input(clock.now(), Input::Recording { active: false, reason: text });
+            }
             _ = &mut sleep => room.handle_timeout(clock.now()),
             _ = cancel.cancelled(), if !shutting_down => {
                 shutting_down = true;
-                room.handle_input(clock.now(), Input::End { reason: crate::core::EndReason::Shutdown });
+                room.handle_input(clock.now(), Input::End { reason: EndReason::Shutdown });
             }
         }
     }
-    for (_, peer) in peers.drain() {
+    for (_, peer) in task.peers.drain() {
         peer.media.close();
     }
+    if let Some(rec) = task.recorder.take() {
+        rec.finish(&relay).await;
+    }
     // Connections that authenticated while the session was ending must not wait for a WELCOME forever.
-    relay.forget(id);
+    relay.forget(id, room.is_meeting());
     rx.close();
-    let reason = room.is_ended().unwrap_or(crate::core::EndReason::Shutdown);
+    let reason = room.is_ended().unwrap_or(EndReason::Shutdown);
     while let Some(msg) = rx.recv().await {
-        if let RoomMsg::Join { peer, .. } = msg {
-            (peer.closer)(reason.code(), reason.as_str());
+        match msg {
+            RoomMsg::Join { peer, .. } | RoomMsg::Enter { peer, .. } => {
+                (peer.closer)(reason.code(), reason.as_str())
+            }
+            RoomMsg::Recording { reply, .. } => {
+                let _ = reply.send(RecordingReply::Refused("the meeting has ended".into()));
+            }
+            RoomMsg::FileStream { reply, .. } => {
+                let _ = reply.send(Err(ErrorCode::SessionEnded));
+            }
+            RoomMsg::Input(_) => {}
         }
     }
 }
 
-fn feed(
-    room: &mut AssistRoom,
-    peers: &mut HashMap<ConnId, PeerHandle>,
+async fn feed(
+    relay: &Arc<Relay>,
+    id: SessionId,
+    room: &mut Core,
+    task: &mut Task,
     now: Instant,
     msg: RoomMsg,
 ) {
@@ -100,7 +217,7 @@ fn feed(
             allow_control,
         } => {
             let conn = peer.conn;
-            peers.insert(conn, peer);
+            task.peers.insert(conn, peer);
             room.handle_input(
                 now,
                 Input::Join {
@@ -111,24 +228,97 @@ fn feed(
                 },
             );
         }
+        RoomMsg::Enter { peer, entry } => {
+            let conn = peer.conn;
+            task.peers.insert(conn, peer);
+            room.handle_input(now, Input::Enter { conn, entry });
+        }
         RoomMsg::Input(input) => {
             if let Input::Left { conn } = &input {
-                if let Some(p) = peers.remove(conn) {
+                if let Some(p) = task.peers.remove(conn) {
                     p.media.close();
                 }
             }
             room.handle_input(now, input);
         }
+        RoomMsg::FileStream {
+            conn,
+            transfer,
+            offset,
+            reply,
+        } => {
+            task.files.insert((conn, transfer), reply);
+            room.handle_input(
+                now,
+                Input::FileStream {
+                    conn,
+                    transfer,
+                    offset,
+                },
+            );
+        }
+        RoomMsg::Recording { on, reply } => {
+            let answer = recording(relay, id, room, task, now, on).await;
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+async fn recording(
+    relay: &Arc<Relay>,
+    id: SessionId,
+    room: &mut Core,
+    task: &mut Task,
+    now: Instant,
+    on: bool,
+) -> RecordingReply {
+    if !room.is_meeting() {
+        return RecordingReply::Refused("only meetings are recorded".into());
+    }
+    match (on, task.recorder.take()) {
+        (true, Some(rec)) => {
+            let dir = rec.dir().to_owned();
+            task.recorder = Some(rec);
+            RecordingReply::AlreadyRunning { dir }
+        }
+        (true, None) => match RoomRecorder::start(relay, id) {
+            Ok(rec) => {
+                let dir = rec.dir().to_owned();
+                task.recorder = Some(rec);
+                let reason = "recording started by an administrator".to_string();
+                room.handle_input(
+                    now,
+                    Input::Recording {
+                        active: true,
+                        reason,
+                    },
+                );
+                RecordingReply::Started { dir }
+            }
+            Err(e) => RecordingReply::Refused(e),
+        },
+        (false, Some(rec)) => {
+            let summary = rec.finish(relay).await;
+            let reason = "recording stopped by an administrator".to_string();
+            room.handle_input(
+                now,
+                Input::Recording {
+                    active: false,
+                    reason,
+                },
+            );
+            RecordingReply::Stopped {
+                dir: summary.dir,
+                files: summary.files,
+                bytes: summary.bytes,
+            }
+        }
+        (false, None) => RecordingReply::NotRunning,
     }
 }
 
 /// Carries out outputs until the room asks to sleep; returns when to wake it.
-fn drain(
-    relay: &Relay,
-    id: SessionId,
-    room: &mut AssistRoom,
-    peers: &mut HashMap<ConnId, PeerHandle>,
-) -> Instant {
+fn drain(relay: &Relay, id: SessionId, room: &mut Core, task: &mut Task) -> Instant {
     let m = &relay.metrics;
     loop {
         match room.poll_output() {
@@ -140,7 +330,7 @@ fn drain(
                 control_allowed,
                 peer_present,
             } => {
-                if !peers.contains_key(&conn) {
+                if !task.peers.contains_key(&conn) {
                     continue;
                 }
                 let claims = Claims {
@@ -161,40 +351,79 @@ fn drain(
                     max_message_bytes: relay.cfg.limits.max_message_bytes.0 as u32,
                 };
                 tracing::info!(session = %id, role = role.as_str(), generation, "peer joined");
-                send(room, peers, relay, conn, welcome);
+                send(room, task, relay, conn, welcome);
+            }
+            Output::Admitted {
+                conn,
+                participant,
+                role,
+                recording,
+            } => {
+                if !task.peers.contains_key(&conn) {
+                    continue;
+                }
+                let mc = &relay.cfg.meeting;
+                let claims = MeetingClaims {
+                    kind: MeetingTokenKind::Resume,
+                    role,
+                    meeting: id,
+                    subject: participant,
+                    expires_unix_ms: relay.clock.unix_ms()
+                        + (mc.max_duration.0 + mc.resume_grace.0).as_millis() as u64,
+                };
+                let welcome = ServerMsg::MeetingWelcome(MeetingWelcome {
+                    meeting: id.0,
+                    participant,
+                    role,
+                    resume_token: relay.tokens.sign_meeting(&claims),
+                    recording,
+                    resume_grace_ms: mc.resume_grace.0.as_millis() as u32,
+                    max_frame_bytes: relay.cfg.limits.max_frame_bytes.0 as u32,
+                    max_message_bytes: relay.cfg.limits.max_message_bytes.0 as u32,
+                    max_file_bytes: mc.max_file_bytes.0,
+                    max_tracks: mc.max_tracks_per_presenter,
+                });
+                send(room, task, relay, conn, welcome);
             }
             Output::Media { conn, frame } => {
-                let Some(peer) = peers.get(&conn) else {
+                let Some(peer) = task.peers.get(&conn) else {
                     continue;
                 };
                 let now = relay.clock.now();
-                let outcome = peer.media.lock().push(now, frame);
+                let (outcome, skipping) = {
+                    let mut q = peer.media.lock();
+                    let outcome = q.push(now, frame);
+                    let skipping = match outcome {
+                        PushOutcome::Lagged {
+                            need_keyframe: true,
+                            ..
+                        } => q.skipping().to_vec(),
+                        _ => Vec::new(),
+                    };
+                    (outcome, skipping)
+                };
                 match outcome {
                     PushOutcome::Queued => peer.media.notify.notify_one(),
                     PushOutcome::Skipped => m
                         .frames_dropped
                         .with_label_values(&["receiver_lagging"])
                         .inc(),
-                    PushOutcome::Lagged {
-                        dropped,
-                        need_keyframe,
-                        ..
-                    } => {
+                    PushOutcome::Lagged { dropped, .. } => {
                         peer.media.notify.notify_one();
                         m.frames_dropped
                             .with_label_values(&["receiver_lagging"])
                             .inc_by(dropped as u64);
                         m.groups_reset.inc();
                         tracing::debug!(session = %id, dropped, "receiver lagging: skipping to next keyframe");
-                        if need_keyframe {
-                            room.handle_input(now, Input::Lagged { conn, track: 0 });
+                        for track in skipping {
+                            room.handle_input(now, Input::Lagged { conn, track });
                         }
                     }
                 }
             }
-            Output::Send { conn, msg } => send(room, peers, relay, conn, msg),
+            Output::Send { conn, msg } => send(room, task, relay, conn, msg),
             Output::Close { conn, code, reason } => {
-                if let Some(peer) = peers.remove(&conn) {
+                if let Some(peer) = task.peers.remove(&conn) {
                     peer.media.finish();
                     m.connections_closed
                         .with_label_values(&[code.as_str()])
@@ -208,21 +437,44 @@ fn drain(
                     }
                 }
             }
-            Output::Event(e) => event(relay, id, e),
-            Output::Admitted { .. } | Output::FileRoute { .. } | Output::Published(_) => {}
+            Output::FileRoute {
+                from,
+                transfer,
+                offset,
+                to,
+            } => {
+                let Some(reply) = task.files.remove(&(from, transfer)) else {
+                    continue;
+                };
+                let route = to.and_then(|(to, len)| {
+                    let peer = task.peers.get(&to).ok_or(ErrorCode::PeerAway)?;
+                    let (tx, chunks) = mpsc::channel(FILE_PIPE_CHUNKS);
+                    let pipe = FilePipe {
+                        transfer,
+                        offset,
+                        len,
+                        chunks,
+                    };
+                    peer.files.try_send(pipe).map_err(|_| ErrorCode::Busy)?;
+                    Ok((tx, len))
+                });
+                let _ = reply.send(route);
+            }
+            Output::Published(frame) => {
+                if let Some(rec) = task.recorder.as_ref() {
+                    rec.frame(&frame);
+                }
+            }
+            Output::Event(e) => event(relay, id, task, e),
         }
     }
 }
 
 /// Queues a control message; a full queue means the peer stopped reading: close it as a slow consumer.
-fn send(
-    room: &mut AssistRoom,
-    peers: &mut HashMap<ConnId, PeerHandle>,
-    relay: &Relay,
-    conn: ConnId,
-    msg: ServerMsg,
-) {
-    let Some(peer) = peers.get(&conn) else { return };
+fn send(room: &mut Core, task: &mut Task, relay: &Relay, conn: ConnId, msg: ServerMsg) {
+    let Some(peer) = task.peers.get(&conn) else {
+        return;
+    };
     if peer.control.try_send(ControlOut::Msg(msg)).is_err() {
         let code = ErrorCode::SlowConsumer;
         (peer.closer)(code, "control messages not read");
@@ -231,15 +483,18 @@ fn send(
             .connections_closed
             .with_label_values(&[code.as_str()])
             .inc();
-        if let Some(p) = peers.remove(&conn) {
+        if let Some(p) = task.peers.remove(&conn) {
             p.media.close();
         }
         room.handle_input(relay.clock.now(), Input::Left { conn });
     }
 }
 
-fn event(relay: &Relay, id: SessionId, e: Event) {
+fn event(relay: &Relay, id: SessionId, task: &Task, e: Event) {
     let m = &relay.metrics;
+    if let Some(rec) = task.recorder.as_ref() {
+        rec.event(relay, &e);
+    }
     match e {
         Event::Paired => {
             m.sessions_paired.inc();
@@ -281,10 +536,29 @@ fn event(relay: &Relay, id: SessionId, e: Event) {
             );
             relay.record_end(id, reason, paired_for, bytes);
         }
-        Event::Participant { .. }
-        | Event::Chat { .. }
-        | Event::Annotated { .. }
-        | Event::Transfer(_)
-        | Event::Recording(_) => {}
+        Event::Participant {
+            participant,
+            role,
+            state,
+            ..
+        } => {
+            tracing::info!(meeting = %id, participant, role = role.as_str(), state = ?state, "participant");
+        }
+        Event::Chat { .. } => m.chat_messages.inc(),
+        Event::Annotated { .. } => m.annotations.inc(),
+        Event::Transfer(n) => {
+            m.file_transfers
+                .with_label_values(&[n.state.as_str()])
+                .inc();
+            tracing::info!(session = %id, transfer = n.transfer, from = n.from, to = n.to, size = n.size, state = n.state.as_str(), "file transfer");
+        }
+        Event::Recording(on) => {
+            if on {
+                m.recordings_active.inc();
+            } else {
+                m.recordings_active.dec();
+            }
+            tracing::info!(meeting = %id, recording = on, "recording");
+        }
     }
 }

@@ -12,11 +12,11 @@ use quinn::{Connection, ReadExactError, RecvStream};
 
 use super::quic::{read_err, ConnError};
 use crate::core::Frame;
-use crate::protocol::{FrameHeader, GroupHeader, FRAME_HEADER_LEN, GROUP_HEADER_LEN};
+use crate::protocol::{
+    stream_code, FileStreamHeader, FrameHeader, GroupHeader, FRAME_HEADER_LEN, GROUP_HEADER_LEN,
+    STREAM_TYPE_FILE,
+};
 
-/// Tracks a customer may publish in a remote-assist session: one screen, track 0 (bounds the room's
-/// per-track state; meetings will raise it).
-const MAX_TRACKS: u32 = 1;
 /// The most a frame's buffer reserves before its payload arrives; it grows with the bytes received.
 /// 64 KiB covers a typical delta frame in one allocation.
 const FRAME_INITIAL_RESERVE: usize = 64 << 10;
@@ -31,17 +31,34 @@ struct GroupReader {
     stale: bool,
 }
 
-type Step = Pin<Box<dyn Future<Output = (GroupReader, Result<Option<Frame>, ConnError>)> + Send>>;
+/// What a stream's next read gave.
+enum Read {
+    Frame(Frame),
+    /// The stream is a file stream, not a group: hand it over whole.
+    File(FileStreamHeader),
+}
+
+type Step = Pin<Box<dyn Future<Output = (GroupReader, Result<Option<Read>, ConnError>)> + Send>>;
+
+/// What a peer may send on its unidirectional streams.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamRules {
+    /// Largest frame payload.
+    pub max_frame: usize,
+    /// Local track ids accepted are `0..max_tracks`; 0 refuses group streams (STOP_SENDING `REFUSED`).
+    pub max_tracks: u32,
+}
 
 /// Reads the next frame of a group (and the group header first).
-fn step(mut r: GroupReader, max_frame: usize) -> Step {
+fn step(mut r: GroupReader, rules: StreamRules) -> Step {
     Box::pin(async move {
-        let res = read_frame(&mut r, max_frame).await;
+        let res = read_frame(&mut r, rules).await;
         (r, res)
     })
 }
 
-async fn read_frame(r: &mut GroupReader, max_frame: usize) -> Result<Option<Frame>, ConnError> {
+async fn read_frame(r: &mut GroupReader, rules: StreamRules) -> Result<Option<Read>, ConnError> {
+    let max_frame = rules.max_frame;
     let header = match r.header {
         Some(h) => h,
         None => {
@@ -55,8 +72,15 @@ async fn read_frame(r: &mut GroupReader, max_frame: usize) -> Result<Option<Fram
                 }
                 Err(e) => return Err(read_err(e, "group header truncated")),
             }
+            if b[0] == STREAM_TYPE_FILE {
+                return Ok(Some(Read::File(FileStreamHeader::decode(&b)?)));
+            }
             let h = GroupHeader::decode(&b)?;
-            if h.track >= MAX_TRACKS {
+            if rules.max_tracks == 0 {
+                let _ = r.stream.stop(stream_code::REFUSED.into());
+                return Ok(None);
+            }
+            if h.track >= rules.max_tracks {
                 return Err(ConnError::Violation("track id out of range"));
             }
             r.header = Some(h);
@@ -97,14 +121,14 @@ async fn read_frame(r: &mut GroupReader, max_frame: usize) -> Result<Option<Fram
         }
     }
     r.frames += 1;
-    Ok(Some(Frame {
+    Ok(Some(Read::Frame(Frame {
         track: header.track,
         group: header.group,
         seq: fh.seq,
         keyframe: fh.keyframe,
         wire: buf.freeze(),
         received_at: Instant::now(),
-    }))
+    })))
 }
 
 /// What [`GroupStreams::next`] yields.
@@ -117,6 +141,11 @@ pub enum GroupEvent {
     /// A frame dropped because its group is not newer than one already started (a reused group number, or
     /// an old group overtaken after loss).
     Stale { bytes: usize },
+    /// A file-transfer stream: its header was read; the rest of `stream` is the file's bytes.
+    File {
+        header: FileStreamHeader,
+        stream: RecvStream,
+    },
 }
 
 /// In which order [`GroupStreams`] hands out frames of concurrent groups.
@@ -145,11 +174,24 @@ pub struct GroupStreams<'a> {
     started: Vec<(u32, u64)>,
     /// False once the connection is closed: what is buffered in open groups is still read out.
     accepting: bool,
-    max_frame: usize,
+    rules: StreamRules,
 }
 
 impl<'a> GroupStreams<'a> {
     pub fn new(conn: &'a Connection, max_frame: usize, order: GroupOrder) -> GroupStreams<'a> {
+        let rules = StreamRules {
+            max_frame,
+            max_tracks: u32::MAX,
+        };
+        GroupStreams::with_rules(conn, rules, order)
+    }
+
+    /// A reader that enforces `rules` (the relay's view of a publisher).
+    pub fn with_rules(
+        conn: &'a Connection,
+        rules: StreamRules,
+        order: GroupOrder,
+    ) -> GroupStreams<'a> {
         GroupStreams {
             conn,
             accept: Box::pin(conn.accept_uni()),
@@ -157,7 +199,7 @@ impl<'a> GroupStreams<'a> {
             order,
             started: Vec::new(),
             accepting: true,
-            max_frame,
+            rules,
         }
     }
 
@@ -165,7 +207,7 @@ impl<'a> GroupStreams<'a> {
     pub async fn next(&mut self) -> Result<GroupEvent, ConnError> {
         enum Ev {
             Accepted(Result<RecvStream, quinn::ConnectionError>),
-            Step(usize, GroupReader, Result<Option<Frame>, ConnError>),
+            Step(usize, GroupReader, Result<Option<Read>, ConnError>),
         }
         loop {
             if !self.accepting && self.readers.is_empty() {
@@ -201,16 +243,26 @@ impl<'a> GroupStreams<'a> {
                         reset: false,
                         stale: false,
                     };
-                    self.readers.push(step(reader, self.max_frame));
+                    self.readers.push(step(reader, self.rules));
                 }
                 Ev::Accepted(Err(_)) => self.accepting = false,
                 Ev::Step(i, _, Err(ConnError::Closed)) => drop(self.readers.remove(i)),
                 Ev::Step(i, mut reader, res) => {
-                    let Some(frame) = res? else {
-                        drop(self.readers.remove(i));
-                        return Ok(GroupEvent::Ended {
-                            reset: reader.reset,
-                        });
+                    let frame = match res? {
+                        Some(Read::Frame(f)) => f,
+                        Some(Read::File(header)) => {
+                            drop(self.readers.remove(i));
+                            return Ok(GroupEvent::File {
+                                header,
+                                stream: reader.stream,
+                            });
+                        }
+                        None => {
+                            drop(self.readers.remove(i));
+                            return Ok(GroupEvent::Ended {
+                                reset: reader.reset,
+                            });
+                        }
                     };
                     if reader.frames == 1 {
                         match self.started.iter_mut().find(|(t, _)| *t == frame.track) {
@@ -220,7 +272,7 @@ impl<'a> GroupStreams<'a> {
                         }
                     }
                     let stale = reader.stale;
-                    self.readers[i] = step(reader, self.max_frame);
+                    self.readers[i] = step(reader, self.rules);
                     return Ok(if stale {
                         GroupEvent::Stale {
                             bytes: frame.wire.len(),

@@ -17,16 +17,16 @@ use quinn::{Connection, ReadExactError, RecvStream, SendStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-pub use super::groups::{GroupEvent, GroupOrder, GroupStreams};
+pub use super::groups::{GroupEvent, GroupOrder, GroupStreams, StreamRules};
 use super::tls::{self, Identity};
-use super::{varint, CONTROL_PRIORITY, MEDIA_PRIORITY};
+use super::{egress, varint, CONTROL_PRIORITY};
 use crate::clock::Sleep;
 use crate::config::Config;
-use crate::core::{ConnId, Input, Popped, Role};
+use crate::core::{ConnId, Input, Role};
 use crate::pairing::limiter::address_key;
 use crate::protocol::media::MediaHeaderError;
 use crate::protocol::message::{check_len, LEN_PREFIX};
-use crate::protocol::{stream_code, ClientMsg, DecodeError, ErrorCode, GroupHeader, ALPN};
+use crate::protocol::{ClientMsg, DecodeError, ErrorCode, ALPN};
 use crate::relay::{Admission, ControlOut, MediaSlot, PeerHandle, Relay, RelayError, RoomMsg};
 
 /// How long a closing connection waits for its last control messages to be acknowledged.
@@ -354,13 +354,23 @@ async fn run_connection(
         role,
         resume,
         allow_control,
+        entry,
         room,
     } = relay.authenticate(remote.ip(), hello)?;
     let conn_id = relay.next_conn_id();
-    tracing::debug!(%remote, %session, role = role.as_str(), "hello accepted");
+    let kind = role.map_or("meeting", Role::as_str);
+    tracing::debug!(%remote, %session, kind, "hello accepted");
 
+    // Technicians receive, customers publish, meeting participants do both (the room decides who presents).
+    let receives = role != Some(Role::Customer);
+    let max_tracks = match role {
+        Some(Role::Customer) => 1,
+        Some(Role::Technician) => 0,
+        None => cfg.meeting.max_tracks_per_presenter,
+    };
     let (ctl_tx, ctl_rx) = mpsc::channel(cfg.limits.control_queue);
-    let media = MediaSlot::new(relay.backlog_limits(), role == Role::Technician);
+    let (file_tx, file_rx) = mpsc::channel(cfg.meeting.max_transfers);
+    let media = MediaSlot::new(relay.backlog_limits(), receives);
     let closer = {
         let c = conn.clone();
         Arc::new(move |code: ErrorCode, reason: &str| c.close(varint(code), reason.as_bytes()))
@@ -372,35 +382,44 @@ async fn run_connection(
         ctl_rx,
         media.done.clone(),
     ));
-    if role == Role::Technician {
-        relay
-            .tasks
-            .spawn(media_writer(relay.clone(), conn.clone(), media.clone()));
+    if receives {
+        relay.tasks.spawn(egress::media_writer(
+            relay.clone(),
+            conn.clone(),
+            media.clone(),
+        ));
     }
+    relay
+        .tasks
+        .spawn(egress::file_writer(relay.clone(), conn.clone(), file_rx));
     let peer = PeerHandle {
         conn: conn_id,
         control: ctl_tx,
         media: media.clone(),
         closer,
+        files: file_tx,
     };
-    if room
-        .send(RoomMsg::Join {
+    let msg = match (role, entry) {
+        (Some(role), _) => RoomMsg::Join {
             peer,
             role,
             resume,
             allow_control,
-        })
-        .await
-        .is_err()
-    {
+        },
+        (None, Some(entry)) => RoomMsg::Enter { peer, entry },
+        (None, None) => unreachable!("authenticate gives a role or an entry"),
+    };
+    if room.send(msg).await.is_err() {
         return Err(RelayError::SessionNotFound.into());
     }
 
-    let max_frame = cfg.limits.max_frame_bytes.usize();
+    let rules = StreamRules {
+        max_frame: cfg.limits.max_frame_bytes.usize(),
+        max_tracks,
+    };
     let result = tokio::select! {
         r = control_reader(&mut recv, &room, conn_id, max_msg) => r,
-        r = media_ingress(relay, conn, &room, conn_id, max_frame), if role == Role::Customer => r,
-        r = refuse_streams(conn), if role == Role::Technician => r,
+        r = ingress(relay, conn, &room, conn_id, rules) => r,
         _ = conn.closed() => Err(ConnError::Closed),
     };
     let _ = room
@@ -430,14 +449,6 @@ async fn control_reader(
             // The client finished its control stream: it stays until it closes the connection.
             None => std::future::pending::<()>().await,
         }
-    }
-}
-
-/// Technicians do not publish media in a remote-assist session: their unidirectional streams are stopped.
-async fn refuse_streams(conn: &Connection) -> Result<(), ConnError> {
-    loop {
-        let mut s = conn.accept_uni().await.map_err(|_| ConnError::Closed)?;
-        let _ = s.stop(stream_code::REFUSED.into());
     }
 }
 
@@ -494,141 +505,16 @@ async fn control_writer(
     }
 }
 
-/// Resolves when the room has declared a lag (reset pending) or aborted the queue.
-async fn reset_declared(slot: &MediaSlot) {
-    loop {
-        slot.notify.notified().await;
-        let q = slot.lock();
-        if q.reset_pending() || q.is_aborted() {
-            return;
-        }
-    }
-}
-
-/// Drains a receiver's media backlog into one unidirectional stream per group. The relay numbers the groups
-/// it sends 0, 1, 2, ... per receiving connection, whatever numbers the sender used, so a receiver always
-/// sees increasing groups (also across a sender's resume). A lag declared while a write or a stream open is
-/// blocked interrupts it; the stale stream is then reset with `GROUP_SKIPPED`. A group the receiver stops
-/// (STOP_SENDING) is dropped to its end; the next group starts on a new stream with its keyframe.
-async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<MediaSlot>) {
-    let _done = slot.done.clone().drop_guard();
-    let m = &relay.metrics;
-    // The sender's (track, group) being written, and the stream it goes on.
-    let mut current: Option<((u32, u64), SendStream)> = None;
-    // A sender group not to forward any more.
-    let mut dropped_group: Option<(u32, u64)> = None;
-    let mut next_group: u64 = 0;
-    loop {
-        let popped = loop {
-            let (next, finished) = {
-                let mut q = slot.lock();
-                (q.pop(), q.is_finished())
-            };
-            match next {
-                Some(p) => break p,
-                None if finished => {
-                    // Drained (or aborted): hand over the last group and wait for it to be acknowledged.
-                    if let Some((_, mut s)) = current.take() {
-                        let _ = s.finish();
-                        if !slot.lock().is_aborted() {
-                            let _ = tokio::time::timeout(CLOSE_LINGER, s.stopped()).await;
-                        }
-                    }
-                    return;
-                }
-                None => slot.notify.notified().await,
-            }
-        };
-        let frame = match popped {
-            Popped::ResetStream => {
-                if let Some((_, mut s)) = current.take() {
-                    let _ = s.reset(stream_code::GROUP_SKIPPED.into());
-                }
-                continue;
-            }
-            Popped::Frame(f) => f,
-        };
-        let key = (frame.track, frame.group);
-        if dropped_group == Some(key) {
-            m.frames_dropped
-                .with_label_values(&["receiver_stopped"])
-                .inc();
-            continue;
-        }
-        if current.as_ref().map(|c| c.0) != Some(key) {
-            if let Some((_, mut s)) = current.take() {
-                let _ = s.finish();
-            }
-            let opened = tokio::select! {
-                r = conn.open_uni() => r,
-                _ = reset_declared(&slot) => continue,
-            };
-            let Ok(mut s) = opened else { return };
-            let _ = s.set_priority(MEDIA_PRIORITY);
-            let header = GroupHeader {
-                track: frame.track,
-                group: next_group,
-            }
-            .encode();
-            next_group += 1;
-            let wrote = tokio::select! {
-                r = s.write_all(&header) => r.is_ok(),
-                _ = reset_declared(&slot) => {
-                    let _ = s.reset(stream_code::GROUP_SKIPPED.into());
-                    continue;
-                }
-            };
-            if !wrote {
-                if conn.close_reason().is_some() {
-                    return;
-                }
-                dropped_group = Some(key);
-                m.frames_dropped
-                    .with_label_values(&["receiver_stopped"])
-                    .inc();
-                continue;
-            }
-            current = Some((key, s));
-        }
-        let Some((_, stream)) = current.as_mut() else {
-            continue;
-        };
-        let len = frame.wire.len() as u64;
-        let written = tokio::select! {
-            r = stream.write_chunk(frame.wire) => Some(r),
-            _ = reset_declared(&slot) => None,
-        };
-        match written {
-            Some(Ok(())) => {
-                m.frames_forwarded.inc();
-                m.bytes_forwarded.inc_by(len);
-                m.forwarding_latency
-                    .observe(frame.received_at.elapsed().as_secs_f64());
-            }
-            Some(Err(_)) => {
-                if conn.close_reason().is_some() {
-                    return;
-                }
-                // The receiver stopped this group (STOP_SENDING): drop the rest of it.
-                dropped_group = current.take().map(|(k, _)| k);
-                m.frames_dropped
-                    .with_label_values(&["receiver_stopped"])
-                    .inc();
-            }
-            None => {} // a reset is pending; the next pop handles it
-        }
-    }
-}
-
-/// Feeds a customer's frames to its room.
-async fn media_ingress(
-    relay: &Relay,
+/// Feeds a peer's frames to its room and hands its file streams to [`egress::file_ingress`]. Group streams
+/// from a peer that may not publish are stopped with `REFUSED` (the rules carry no tracks for it).
+async fn ingress(
+    relay: &Arc<Relay>,
     conn: &Connection,
     room: &mpsc::Sender<RoomMsg>,
     conn_id: ConnId,
-    max_frame: usize,
+    rules: StreamRules,
 ) -> Result<(), ConnError> {
-    let mut groups = GroupStreams::new(conn, max_frame, GroupOrder::Live);
+    let mut groups = GroupStreams::with_rules(conn, rules, GroupOrder::Live);
     loop {
         match groups.next().await? {
             GroupEvent::Frame(frame) => {
@@ -649,6 +535,11 @@ async fn media_ingress(
                     .frames_dropped
                     .with_label_values(&["stale_group"])
                     .inc();
+            }
+            GroupEvent::File { header, stream } => {
+                relay
+                    .tasks
+                    .spawn(egress::file_ingress(room.clone(), conn_id, header, stream));
             }
             GroupEvent::Ended { .. } => {}
         }

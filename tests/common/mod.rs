@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod api;
+pub mod meeting;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct TestRelay {
     pub key: String,
     pub trust: ServerTrust,
     pub clock: ManualClock,
+    /// The relay inside the server (meetings are created on it directly in relay tests).
+    pub relay: Arc<assist_relay::relay::Relay>,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -71,6 +74,7 @@ impl TestRelay {
             key: server.operator_key().to_string(),
             trust: ServerTrust::Pin(server.cert_sha256()),
             clock,
+            relay: server.relay.clone(),
             shutdown: server.shutdown_token(),
             task: tokio::spawn(async move { server.run().await.unwrap() }),
             _dir: dir,
