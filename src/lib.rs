@@ -21,6 +21,7 @@
 //! - [`pairing`]: authorization codes, signed tokens, guessing limits.
 //! - [`transport`]: TLS (rustls + ring) and QUIC (quinn) around the core.
 //! - [`api`]: the HTTP API; [`kb`] (knowledge base) and [`attachments`] (files of tickets and articles) behind it.
+//! - [`meetings`]: scheduled meetings' records (invitees, recording directory, minutes) behind the API.
 //! - [`server`]: assembly: `Server::load(config)` then `run()`.
 //! - [`client`]: the demo technician and customer clients (also used by tests and the load tool).
 //! - [`config`], [`metrics`], [`clock`].
@@ -35,6 +36,7 @@ pub mod config;
 pub mod core;
 pub mod kb;
 pub mod media;
+pub mod meetings;
 pub mod metrics;
 pub mod pairing;
 pub mod protocol;

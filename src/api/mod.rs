@@ -9,6 +9,7 @@
 //! - [`tickets`]: tickets, their workflow, messages, records, audit, remote assistance from a ticket;
 //! - [`notify`]: notifications, listed and streamed (Server-Sent Events);
 //! - [`kb`]: the knowledge base; [`attachments`]: files of tickets and articles;
+//! - [`meetings`]: scheduled meetings, joining, recording, minutes;
 //! - `GET /healthz` (alive), `GET /readyz` (accepting sessions).
 //!
 //! Metrics are served by [`metrics_router`] on their own listener.
@@ -18,6 +19,7 @@ pub mod assist;
 pub mod attachments;
 pub mod auth;
 pub mod kb;
+pub mod meetings;
 pub mod notify;
 pub mod openapi;
 pub mod serve;
@@ -350,6 +352,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(notify::routes())
         .merge(kb::routes())
         .merge(attachments::routes())
+        .merge(meetings::routes())
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

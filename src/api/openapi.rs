@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, assist, attachments, auth, kb, notify, tickets};
+use super::{admin, assist, attachments, auth, kb, meetings, notify, tickets};
 
 struct Security;
 
@@ -102,11 +102,17 @@ impl Modify for Security {
         kb::list_categories, kb::article_from_ticket,
         attachments::upload_ticket, attachments::list_ticket, attachments::upload_article,
         attachments::list_article, attachments::download,
+        meetings::create_meeting, meetings::list_meetings, meetings::get_meeting, meetings::join_token,
+        meetings::set_recording, meetings::write_minutes, meetings::end_meeting,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail,
         crate::kb::Article, crate::kb::NewArticle, crate::kb::ArticleUpdate, crate::kb::ArticlePage,
         crate::kb::CategoryCount, crate::kb::Visibility, kb::TicketArticleRequest,
-        crate::attachments::Attachment, crate::attachments::OwnerKind))
+        crate::attachments::Attachment, crate::attachments::OwnerKind,
+        crate::meetings::MeetingState, meetings::NewMeetingRequest, meetings::MeetingView,
+        meetings::CreatedMeeting, meetings::RecordingInfo, meetings::JoinRole, meetings::JoinToken,
+        meetings::RecordingRequest, meetings::RecordingStatus, meetings::MinutesRequest,
+        meetings::MinutesCreated))
 )]
 pub struct ApiDoc;
 
