@@ -5,6 +5,11 @@
 //! - `room_frame`: `AssistRoom::handle_input(Input::Frame)` on a paired room, then draining `poll_output()`
 //!   to its `Timeout` (the room task's per-frame work, minus the queue push).
 //! - `media_queue`: `MediaQueue::push` then `pop` on a receiver that keeps up.
+//! - `meeting_fanout`: one 20 KiB frame from a meeting's presenter to N subscribers:
+//!   `MeetingRoom::handle_input(Input::Frame)`, draining `poll_output()` to its `Timeout` while pushing each
+//!   `Output::Media` onto that subscriber's `MediaQueue`, then every writer's `pop`. Throughput is in
+//!   deliveries, so criterion's elements/s is the per-delivery cost of the room task plus the writers
+//!   (without the room task's lookup of the receiver and the lock around its queue).
 //! - `client_msg_decode`: `ClientMsg::decode` of an input event (the control reader's per-message work).
 //!
 //! Load through real sockets is `loadtest`'s job.
@@ -13,9 +18,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use assist_relay::core::{
-    AssistRoom, BacklogLimits, ConnId, Frame, Input, MediaQueue, Output, Popped, Role, RoomConfig,
+    AssistRoom, BacklogLimits, CollabLimits, ConnId, Entry, Frame, Input, MediaQueue,
+    MeetingConfig, MeetingRoom, Output, Popped, PushOutcome, Role, RoomConfig,
 };
 use assist_relay::protocol::message::split_message;
+use assist_relay::protocol::message::MeetingRole;
 use assist_relay::protocol::{ClientMsg, InputEvent};
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -37,6 +44,16 @@ fn room_config() -> RoomConfig {
         keyframe_interval: Duration::from_millis(500),
         input_rate_per_sec: 250.0,
         input_burst: 500,
+        collab: collab_limits(),
+    }
+}
+
+fn collab_limits() -> CollabLimits {
+    CollabLimits {
+        whiteboard_bytes: 64 << 10,
+        chat_history: 50,
+        max_file_bytes: 100 << 20,
+        max_transfers: 4,
     }
 }
 
@@ -157,6 +174,130 @@ fn media_queue(c: &mut Criterion) {
     g.finish();
 }
 
+/// Subscriber counts of the meeting fan-out.
+const FANOUT: [usize; 4] = [1, 10, 100, 1000];
+const FANOUT_FRAME: usize = 20 << 10;
+const PRESENTER: ConnId = ConnId(0);
+
+/// A meeting with a presenter whose track 0 has started (group 0's keyframe) and `subscribers` participants
+/// on `ConnId(1..=subscribers)`, each with a backlog that never lags here. `hold` is `group_cache_bytes`.
+fn meeting(start: Instant, subscribers: usize, hold: usize) -> (MeetingRoom, Vec<MediaQueue>) {
+    let cfg = MeetingConfig {
+        resume_grace: Duration::from_secs(30),
+        keyframe_interval: Duration::from_millis(500),
+        idle_timeout: Duration::from_secs(300),
+        max_participants: subscribers + 1,
+        max_tracks: 1,
+        group_cache_bytes: hold,
+        collab: collab_limits(),
+    };
+    // 10 µs steps never reach the scheduled end within a bench.
+    let mut room = MeetingRoom::new(cfg, start + Duration::from_secs(30 * 86_400));
+    let enter = |room: &mut MeetingRoom, conn: u64, role| {
+        let entry = Entry {
+            identity: format!("user:{conn}"),
+            name: format!("user {conn}"),
+            role,
+            resume: None,
+        };
+        let conn = ConnId(conn);
+        room.handle_input(start, Input::Enter { conn, entry });
+        // Each entry tells everyone: drain as we go rather than hold N² messages.
+        drain_meeting(room);
+    };
+    enter(&mut room, PRESENTER.0, MeetingRole::Presenter);
+    for conn in 1..=subscribers as u64 {
+        enter(&mut room, conn, MeetingRole::Participant);
+    }
+    let mut key = frame(FANOUT_FRAME, start);
+    key.keyframe = true;
+    room.handle_input(
+        start,
+        Input::Frame {
+            conn: PRESENTER,
+            frame: key,
+        },
+    );
+    drain_meeting(&mut room);
+    assert_eq!(room.connected(), subscribers + 1);
+    let limits = BacklogLimits {
+        max_bytes: 8 << 20,
+        max_age: Duration::from_secs(1),
+    };
+    (
+        room,
+        (0..subscribers).map(|_| MediaQueue::new(limits)).collect(),
+    )
+}
+
+fn drain_meeting(room: &mut MeetingRoom) {
+    while !matches!(room.poll_output(), Output::Timeout(_)) {}
+}
+
+fn meeting_fanout(c: &mut Criterion) {
+    let mut g = c.benchmark_group("meeting_fanout");
+    g.measurement_time(Duration::from_secs(3));
+    // (variant, keyframe, group_cache_bytes). A delta mid-group with nothing held is the steady state of
+    // every delta (holding one adds a Vec push per frame, not per subscriber, and a held group would grow
+    // with each iteration); a keyframe restarts the held group each time, so it is steady with holding on.
+    let variants = [("delta", false, 0), ("keyframe", true, 4 << 20)];
+    for n in FANOUT {
+        g.sample_size(if n >= 100 { 30 } else { 60 });
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, keyframe, hold) in variants {
+            let start = Instant::now();
+            let (mut room, mut queues) = meeting(start, n, hold);
+            let mut f = frame(FANOUT_FRAME, start);
+            f.keyframe = keyframe;
+            let mut now = start;
+            g.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| {
+                    now += STEP;
+                    let frame = f.clone();
+                    room.handle_input(
+                        now,
+                        Input::Frame {
+                            conn: PRESENTER,
+                            frame,
+                        },
+                    );
+                    // The room task: every decision, each frame onto its receiver's backlog.
+                    loop {
+                        match room.poll_output() {
+                            Output::Timeout(t) => {
+                                black_box(t);
+                                break;
+                            }
+                            Output::Media { conn, frame } => {
+                                let pushed = queues[conn.0 as usize - 1].push(now, frame);
+                                debug_assert_eq!(pushed, PushOutcome::Queued);
+                                let _ = black_box(pushed);
+                            }
+                            other => {
+                                let _ = black_box(other);
+                            }
+                        }
+                    }
+                    // The writers: each takes its frame.
+                    for q in &mut queues {
+                        match q.pop() {
+                            Some(Popped::Frame(out)) => {
+                                black_box(out);
+                            }
+                            other => panic!("every subscriber gets the frame, got {other:?}"),
+                        }
+                    }
+                })
+            });
+            assert!(
+                room.is_ended().is_none(),
+                "no timer may fire during the bench"
+            );
+        }
+    }
+    g.finish();
+}
+
 fn client_msg_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("client_msg_decode");
     let events = [
@@ -194,6 +335,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = room_frame, media_queue, client_msg_decode
+    targets = room_frame, media_queue, meeting_fanout, client_msg_decode
 }
 criterion_main!(benches);

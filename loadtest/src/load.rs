@@ -5,6 +5,7 @@
 //! Senders pace frames by the schedule (pairs spread evenly over one frame interval) and record how late
 //! they were; receivers stop once they hold every frame their sender reported sending, or at the deadline.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ use crate::report::{new_histogram, CpuShare, Percentiles, PhaseReport};
 /// After the last scheduled frame, receivers get this long to receive everything (the hard deadline).
 pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(10);
 /// Gap between the end of setup and the first frame, so every sender starts on schedule.
-const START_DELAY: Duration = Duration::from_millis(300);
+pub(crate) const START_DELAY: Duration = Duration::from_millis(300);
 /// Errors kept per phase in the report.
 const MAX_ERRORS: usize = 10;
 
@@ -105,7 +106,7 @@ struct ReceiverResult {
     error: Option<String>,
 }
 
-fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
@@ -279,9 +280,8 @@ pub(crate) async fn run_load(
         })
     };
     tokio::time::sleep_until(plan.t0.into()).await;
-    let (cpu0, self0) = (cpu(), relay_proc::cpu_seconds("self").unwrap_or(0.0));
-    let udp0 = relay_proc::udp_errors();
-    let (drops0, jiffies0) = (relay_proc::udp_drops_by_port(), relay_proc::cpu_jiffies());
+    let cpu0 = cpu();
+    let window = Window::open(plan.t0);
     let mut rep = PhaseReport {
         phase,
         pairs: n,
@@ -305,24 +305,8 @@ pub(crate) async fn run_load(
         }
         errors.extend(r.error);
     }
-    let window = Instant::now().saturating_duration_since(plan.t0);
-    let (cpu1, self1) = (cpu(), relay_proc::cpu_seconds("self").unwrap_or(0.0));
-    if let Some(((e0, b0), (e1, b1))) = udp0.zip(relay_proc::udp_errors()) {
-        rep.udp_in_errors = Some(e1.saturating_sub(e0));
-        rep.udp_rcvbuf_errors = Some(b1.saturating_sub(b0));
-    }
-    let (drops1, jiffies1) = (relay_proc::udp_drops_by_port(), relay_proc::cpu_jiffies());
-    let delta = |port: &u16, d: &u64| d.saturating_sub(drops0.get(port).copied().unwrap_or(0));
-    if let Some(port) = server_port {
-        let server = drops1.get(&port).map_or(0, |d| delta(&port, d));
-        let all: u64 = drops1.iter().map(|(p, d)| delta(p, d)).sum();
-        rep.udp_drops_server_socket = Some(server);
-        rep.udp_drops_other_sockets = Some(all - server);
-    }
-    rep.machine_cpu = jiffies1
-        .iter()
-        .filter_map(|(cpu, b)| Some(CpuShare::between(cpu, jiffies0.get(cpu)?, b)))
-        .collect();
+    let cpu1 = cpu();
+    let self_cpu = window.close(&mut rep, server_port);
     ticker.abort();
     bar.finish_and_clear();
     let mut lag = new_histogram();
@@ -354,18 +338,71 @@ pub(crate) async fn run_load(
         && rep.delivered_bytes == rep.offered_bytes;
     rep.latency = Percentiles::of(&latency);
     rep.send_lag = Percentiles::of(&lag);
-    rep.window_s = window.as_secs_f64();
-    rep.delivered_fps = rep.delivered_frames as f64 / rep.window_s.max(1e-9);
-    rep.delivered_mbit_s = rep.delivered_bytes as f64 * 8.0 / 1e6 / rep.window_s.max(1e-9);
-    rep.loadgen_cpu_s = self1 - self0;
+    rep.errors = cap_errors(errors);
+    let measured = cpu0.zip(cpu1).map(|(a, b)| b - a);
+    (rep, measured, self_cpu)
+}
+
+/// Keeps the first [`MAX_ERRORS`] errors and says how many more there were.
+pub(crate) fn cap_errors(mut errors: Vec<String>) -> Vec<String> {
     if errors.len() > MAX_ERRORS {
         let more = errors.len() - MAX_ERRORS;
         errors.truncate(MAX_ERRORS);
         errors.push(format!("... and {more} more"));
     }
-    rep.errors = errors;
-    let measured = cpu0.zip(cpu1).map(|(a, b)| b - a);
-    (rep, measured, self1 - self0)
+    errors
+}
+
+/// The machine-side readings at the edges of a measured window (this process's CPU, UDP drops, per-CPU
+/// busy time), shared by every scenario; the measured process's own CPU is read by the caller, next to it.
+pub(crate) struct Window {
+    t0: Instant,
+    self_cpu: f64,
+    udp: Option<(u64, u64)>,
+    drops: BTreeMap<u16, u64>,
+    jiffies: BTreeMap<String, [u64; 8]>,
+}
+
+impl Window {
+    /// Takes the opening readings; the window's wall time counts from `t0` (the first scheduled frame).
+    pub(crate) fn open(t0: Instant) -> Window {
+        Window {
+            t0,
+            self_cpu: relay_proc::cpu_seconds("self").unwrap_or(0.0),
+            udp: relay_proc::udp_errors(),
+            drops: relay_proc::udp_drops_by_port(),
+            jiffies: relay_proc::cpu_jiffies(),
+        }
+    }
+
+    /// Takes the closing readings into `rep` (window length, rates from the delivered counts already in
+    /// it, UDP drops with `server_port`'s apart, per-CPU shares, this process's CPU) and returns this
+    /// process's CPU seconds in the window.
+    pub(crate) fn close(self, rep: &mut PhaseReport, server_port: Option<u16>) -> f64 {
+        let window = Instant::now().saturating_duration_since(self.t0);
+        let self_cpu = relay_proc::cpu_seconds("self").unwrap_or(0.0) - self.self_cpu;
+        if let Some(((e0, b0), (e1, b1))) = self.udp.zip(relay_proc::udp_errors()) {
+            rep.udp_in_errors = Some(e1.saturating_sub(e0));
+            rep.udp_rcvbuf_errors = Some(b1.saturating_sub(b0));
+        }
+        let (drops1, jiffies1) = (relay_proc::udp_drops_by_port(), relay_proc::cpu_jiffies());
+        let delta = |port: &u16, d: &u64| d.saturating_sub(self.drops.get(port).copied().unwrap_or(0));
+        if let Some(port) = server_port {
+            let server = drops1.get(&port).map_or(0, |d| delta(&port, d));
+            let all: u64 = drops1.iter().map(|(p, d)| delta(p, d)).sum();
+            rep.udp_drops_server_socket = Some(server);
+            rep.udp_drops_other_sockets = Some(all - server);
+        }
+        rep.machine_cpu = jiffies1
+            .iter()
+            .filter_map(|(cpu, b)| Some(CpuShare::between(cpu, self.jiffies.get(cpu)?, b)))
+            .collect();
+        rep.window_s = window.as_secs_f64();
+        rep.delivered_fps = rep.delivered_frames as f64 / rep.window_s.max(1e-9);
+        rep.delivered_mbit_s = rep.delivered_bytes as f64 * 8.0 / 1e6 / rep.window_s.max(1e-9);
+        rep.loadgen_cpu_s = self_cpu;
+        self_cpu
+    }
 }
 
 pub(crate) fn set_cpu(rep: &mut PhaseReport, cpu_s: Option<f64>) {
@@ -375,11 +412,12 @@ pub(crate) fn set_cpu(rep: &mut PhaseReport, cpu_s: Option<f64>) {
         .map(|c| c / (rep.delivered_bytes as f64 / 1e9));
 }
 
-pub(crate) fn progress_bar(args: &PairsArgs, phase: &str) -> ProgressBar {
-    if args.json {
+/// A progress bar over `duration_s` of sending on stderr (hidden with `--json`).
+pub(crate) fn progress_bar(json: bool, duration_s: f64, phase: &str) -> ProgressBar {
+    if json {
         return ProgressBar::hidden();
     }
-    let total_ms = (args.duration * 1000.0) as u64;
+    let total_ms = (duration_s * 1000.0) as u64;
     // The stderr target hides itself when stderr is not a terminal.
     let bar = ProgressBar::with_draw_target(Some(total_ms), ProgressDrawTarget::stderr());
     bar.set_style(

@@ -270,7 +270,7 @@ async fn relay_phase(
         "relay",
         pairs,
         plan,
-        progress_bar(args, "relay"),
+        progress_bar(args.json, args.duration, "relay"),
         &cpu,
         Some(t.quic.port()),
     )
@@ -353,7 +353,7 @@ async fn direct_phase(args: &PairsArgs, base: Instant) -> anyhow::Result<PhaseRe
         "direct",
         pairs,
         plan,
-        progress_bar(args, "direct"),
+        progress_bar(args.json, args.duration, "direct"),
         &|| None,
         Some(addr.port()),
     )

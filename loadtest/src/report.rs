@@ -84,7 +84,8 @@ impl CpuShare {
 pub struct PhaseReport {
     /// "relay" or "direct".
     pub phase: &'static str,
-    /// Sender→receiver pairs that ran (sessions through the relay).
+    /// Sender→receiver pairs that ran (`pairs`: sessions through the relay; `meeting`: receiving
+    /// connections, each getting every frame of the publishers it listens to).
     pub pairs: usize,
     pub offered_frames: u64,
     pub offered_bytes: u64,
@@ -121,6 +122,13 @@ pub struct PhaseReport {
     pub cpu_s: Option<f64>,
     /// `cpu_s` per 10^9 delivered payload bytes.
     pub cpu_s_per_delivered_gb: Option<f64>,
+    /// `meeting`: CPU seconds (user+system) of the generator thread that runs the publishers' QUIC
+    /// endpoints (encoding, encryption and sending of every copy it sends) in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator_cpu_s: Option<f64>,
+    /// `meeting`: `generator_cpu_s` per 10^9 payload bytes the generator sent (all copies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator_cpu_s_per_sent_gb: Option<f64>,
     /// Relay phase: the relay's peak resident set size (VmHWM), KiB.
     pub relay_peak_rss_kib: Option<u64>,
     /// CPU seconds of this load generator process in the window (in the relay phase: the clients' cost,
@@ -207,7 +215,7 @@ impl PairsReport {
             p.pin_load_cpu.as_deref().unwrap_or("-")
         );
         for ph in std::iter::once(&self.relay).chain(self.direct.as_ref()) {
-            phase_text(&mut s, ph);
+            phase_text(&mut s, ph, "pairs", "load process (sender+receiver)");
         }
         if let Some(r) = self.relay_cpu_per_gb_over_direct_sender_plus_receiver_cpu_per_gb {
             let _ = writeln!(
@@ -230,9 +238,11 @@ impl PairsReport {
     }
 }
 
-fn phase_text(s: &mut String, ph: &PhaseReport) {
+/// One phase for people: `receivers` names what [`PhaseReport::pairs`] counts, `direct_cpu` whose CPU
+/// `cpu_s` is in the direct phase.
+pub(crate) fn phase_text(s: &mut String, ph: &PhaseReport, receivers: &str, direct_cpu: &str) {
     let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.3}{unit}"));
-    let _ = writeln!(s, "\n[{}] {} pairs", ph.phase, ph.pairs);
+    let _ = writeln!(s, "\n[{}] {} {receivers}", ph.phase, ph.pairs);
     let _ = writeln!(
         s,
         "  offered   {:>10} frames {:>14} B",
@@ -273,7 +283,7 @@ fn phase_text(s: &mut String, ph: &PhaseReport) {
     let who = if ph.phase == "relay" {
         "relay process"
     } else {
-        "load process (sender+receiver)"
+        direct_cpu
     };
     let _ = writeln!(
         s,
@@ -283,6 +293,13 @@ fn phase_text(s: &mut String, ph: &PhaseReport) {
         opt(ph.cpu_s_per_delivered_gb, " s"),
         ph.loadgen_cpu_s
     );
+    if let Some(g) = ph.generator_cpu_s {
+        let _ = writeln!(
+            s,
+            "  generator thread (publishers' sending): {g:.3} s  per sent GB: {}",
+            opt(ph.generator_cpu_s_per_sent_gb, " s")
+        );
+    }
     if let (Some(e), Some(b)) = (ph.udp_in_errors, ph.udp_rcvbuf_errors) {
         let _ = writeln!(
             s,

@@ -129,7 +129,10 @@ impl MeetingRoom {
 
     /// Participants connected now.
     pub fn connected(&self) -> usize {
-        self.participants.iter().filter(|p| p.conn.is_some()).count()
+        self.participants
+            .iter()
+            .filter(|p| p.conn.is_some())
+            .count()
     }
 
     fn by_conn(&self, conn: ConnId) -> Option<usize> {
@@ -141,7 +144,10 @@ impl MeetingRoom {
     }
 
     fn send(&mut self, participant: u32, msg: ServerMsg) -> bool {
-        match self.by_id(participant).and_then(|i| self.participants[i].conn) {
+        match self
+            .by_id(participant)
+            .and_then(|i| self.participants[i].conn)
+        {
             Some(conn) => {
                 self.out.push_back(Output::Send { conn, msg });
                 true
@@ -373,6 +379,9 @@ impl MeetingRoom {
             self.request_keyframe(now, track);
             return;
         }
+        // The held group starts at a keyframe: whatever it was waiting for (e.g. after an unmute it was not
+        // subscribed for), it now has.
+        self.participants[i].awaiting.retain(|a| *a != track);
         for frame in &t.cache {
             self.out.push_back(Output::Media {
                 conn,
@@ -587,25 +596,23 @@ impl MeetingRoom {
                     self.request_keyframe(now, track);
                 }
             }
-            ClientMsg::RemoveParticipant { participant } if host => {
-                match self.by_id(participant) {
-                    Some(j) if participant != me => {
-                        let p = &self.participants[j];
-                        self.banned.push(p.identity.clone());
-                        if let Some(conn) = p.conn {
-                            self.out.push_back(Output::Close {
-                                conn,
-                                code: ErrorCode::Removed,
-                                reason: "removed from this meeting by the host",
-                            });
-                        }
-                        self.remove(j, ParticipantState::Removed);
+            ClientMsg::RemoveParticipant { participant } if host => match self.by_id(participant) {
+                Some(j) if participant != me => {
+                    let p = &self.participants[j];
+                    self.banned.push(p.identity.clone());
+                    if let Some(conn) = p.conn {
+                        self.out.push_back(Output::Close {
+                            conn,
+                            code: ErrorCode::Removed,
+                            reason: "removed from this meeting by the host",
+                        });
                     }
-                    _ => {
-                        self.send(me, notice_msg(ErrorCode::NotFound, "no such participant"));
-                    }
+                    self.remove(j, ParticipantState::Removed);
                 }
-            }
+                _ => {
+                    self.send(me, notice_msg(ErrorCode::NotFound, "no such participant"));
+                }
+            },
             ClientMsg::SetRole { participant, role } if host => {
                 let j = self.by_id(participant);
                 let Some(j) = j.filter(|_| participant != me && role != MeetingRole::Host) else {

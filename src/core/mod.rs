@@ -17,12 +17,14 @@ mod throttle;
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod meeting_tests;
 
-pub use ids::{ConnId, Role, SessionId, TrackId};
-pub use queue::{BacklogLimits, MediaQueue, Popped, PushOutcome};
 pub use collab::{CollabLimits, TransferNote};
-pub use meeting::{MeetingConfig, MeetingRoom, TRACKS_PER_PARTICIPANT};
+pub use ids::{ConnId, Role, SessionId, TrackId};
 pub use io::{DropReason, EndReason, Entry, Event, Input, Output};
+pub use meeting::{MeetingConfig, MeetingRoom, TRACKS_PER_PARTICIPANT};
+pub use queue::{BacklogLimits, MediaQueue, Popped, PushOutcome};
 pub use room::{AssistRoom, RoomConfig};
 pub use throttle::{IntervalThrottle, Throttled, TokenBucket};
 

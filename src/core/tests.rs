@@ -135,7 +135,8 @@ impl Sim {
                         ..
                     } = q.push(now, frame)
                     {
-                        self.room.handle_input(now, Input::Lagged { conn, track: 0 });
+                        self.room
+                            .handle_input(now, Input::Lagged { conn, track: 0 });
                     }
                 }
                 Output::Send { conn, msg } => self.msgs.entry(conn).or_default().push(msg),
