@@ -403,6 +403,8 @@ impl MeetingRoom {
 
     /// Takes participant `i` out of the meeting for good: its tracks end and its transfers fail.
     fn remove(&mut self, i: usize, state: ParticipantState) {
+        // The departing connection was closed already: it hears nothing more.
+        self.participants[i].conn = None;
         self.announce(i, state);
         let p = self.participants.remove(i);
         let ended: Vec<TrackId> = self
@@ -570,6 +572,8 @@ impl MeetingRoom {
                     return;
                 }
                 t.muted = muted;
+                // A request pending for the muted share is moot.
+                t.keyframes.satisfy();
                 t.cache.clear();
                 t.cache_bytes = 0;
                 let publisher = t.publisher;
@@ -775,7 +779,7 @@ impl MeetingRoom {
         }
         let mut due = Vec::new();
         for t in &mut self.tracks {
-            if t.keyframes.poll_due(now) {
+            if t.keyframes.poll_due(now) && !t.muted {
                 due.push((t.publisher, t.id % TRACKS_PER_PARTICIPANT));
             }
         }
