@@ -192,13 +192,14 @@ fn meeting(start: Instant, subscribers: usize, hold: usize) -> (MeetingRoom, Vec
         collab: collab_limits(),
     };
     // 10 µs steps never reach the scheduled end within a bench.
-    let mut room = MeetingRoom::new(cfg, start + Duration::from_secs(30 * 86_400));
+    let mut room = MeetingRoom::new(cfg, start, start + Duration::from_secs(30 * 86_400));
     let enter = |room: &mut MeetingRoom, conn: u64, role| {
         let entry = Entry {
             identity: format!("user:{conn}"),
             name: format!("user {conn}"),
             role,
             resume: None,
+            origin: None,
         };
         let conn = ConnId(conn);
         room.handle_input(start, Input::Enter { conn, entry });

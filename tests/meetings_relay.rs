@@ -494,6 +494,17 @@ async fn the_host_removes_a_guest_who_cannot_come_back() {
             )
             .await;
         assert_eq!(refused(resumed), ErrorCode::ResumeRefused);
+        // A guest is a new identity each time: the removal bars its address from entering with the code.
+        let again = relay
+            .join_as(
+                "127.0.0.1:0",
+                Hello::MeetingCode {
+                    code: m.code.clone(),
+                    name: "noisy again".into(),
+                },
+            )
+            .await;
+        assert_eq!(refused(again), ErrorCode::Removed);
         // The host ends the meeting for everyone.
         host.tx.send(&ClientMsg::EndSession).await.unwrap();
         assert_eq!(closed_with(&other).await, ErrorCode::SessionEnded);

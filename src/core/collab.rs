@@ -336,7 +336,12 @@ impl Transfers {
 
     /// The recipient checked the hash.
     pub fn result(&mut self, by: u32, id: u32, ok: bool) -> (Deliveries, Option<TransferNote>) {
-        match self.items.iter().position(|t| t.id == id && t.to == by) {
+        let accepted = |t: &Transfer| matches!(t.phase, Phase::Accepted(_));
+        match self
+            .items
+            .iter()
+            .position(|t| t.id == id && t.to == by && accepted(t))
+        {
             Some(i) => {
                 let t = self.items.swap_remove(i);
                 let st = if ok {
@@ -377,8 +382,22 @@ impl Transfers {
             if t.from != who && t.to != who {
                 return true;
             }
-            let other = if t.from == who { t.to } else { t.from };
-            out.push((other, state(t, FileState::Failed, 0)));
+            let (other, reference) = if t.from == who {
+                (t.to, 0) // the reference is the sender's own number
+            } else {
+                (t.from, t.reference)
+            };
+            out.push((
+                other,
+                ServerMsg::FileState {
+                    transfer: t.id,
+                    reference,
+                    state: FileState::Failed,
+                    offset: 0,
+                },
+            ));
+            let message = format!("{}: the other side left the room", t.name);
+            out.push((other, notice(ErrorCode::PeerAway, message)));
             notes.push(note(t, FileState::Failed));
             false
         });

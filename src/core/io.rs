@@ -51,8 +51,11 @@ pub struct Entry {
     pub name: String,
     /// Role for a first join (an existing participant keeps the one it has).
     pub role: MeetingRole,
-    /// The participant id from a resume token.
-    pub resume: Option<u32>,
+    /// The participant id and generation from a resume token.
+    pub resume: Option<(u32, u32)>,
+    /// Guests: where they connect from (the address key), so a guest the host removed stays out even
+    /// though each code entry is a new identity. `None` for staff (their identity is enough).
+    pub origin: Option<String>,
 }
 
 /// Decisions drained from the room.
@@ -85,6 +88,8 @@ pub enum Output {
     Admitted {
         conn: ConnId,
         participant: u32,
+        /// Counts the participant's admissions: a resume token carries it, and only the latest one works.
+        generation: u32,
         role: MeetingRole,
         recording: bool,
     },

@@ -53,6 +53,8 @@ struct Participant {
     role: MeetingRole,
     conn: Option<ConnId>,
     away_since: Option<Instant>,
+    generation: u32,
+    origin: Option<String>,
     /// Tracks it asked not to receive (usually none).
     unsubscribed: Vec<TrackId>,
     /// Tracks it must start at a keyframe (joined when no group was held).
@@ -85,8 +87,10 @@ pub struct MeetingRoom {
     ends_at: Instant,
     participants: Vec<Participant>,
     tracks: Vec<Track>,
+    /// Identities (staff) and origins (guests) the host removed.
     banned: Vec<String>,
     next_participant: u32,
+    starts_at: Instant,
     whiteboard: Whiteboard,
     chat: ChatHistory,
     transfers: Transfers,
@@ -101,13 +105,15 @@ pub struct MeetingRoom {
 }
 
 impl MeetingRoom {
-    /// A meeting that ends at `ends_at` (its scheduled window's end) at the latest.
-    pub fn new(cfg: MeetingConfig, ends_at: Instant) -> MeetingRoom {
+    /// A meeting scheduled for `starts_at..ends_at`; it ends at `ends_at` at the latest, and its idle timer
+    /// only runs from `starts_at` on (a host who tries the room early and leaves does not end it).
+    pub fn new(cfg: MeetingConfig, starts_at: Instant, ends_at: Instant) -> MeetingRoom {
         MeetingRoom {
             whiteboard: Whiteboard::new(cfg.collab.whiteboard_bytes),
             chat: ChatHistory::new(cfg.collab.chat_history),
             transfers: Transfers::new(cfg.collab),
             cfg,
+            starts_at,
             ends_at,
             participants: Vec::new(),
             tracks: Vec::new(),
@@ -250,7 +256,7 @@ impl MeetingRoom {
 
     fn enter(&mut self, now: Instant, conn: ConnId, entry: Entry) {
         let existing = match entry.resume {
-            Some(id) => self.by_id(id),
+            Some((id, _)) => self.by_id(id),
             None => self
                 .participants
                 .iter()
@@ -264,7 +270,20 @@ impl MeetingRoom {
             });
             return;
         }
-        if self.banned.contains(&entry.identity) {
+        if let (Some(i), Some((_, generation))) = (existing, entry.resume) {
+            if self.participants[i].generation != generation {
+                self.out.push_back(Output::Close {
+                    conn,
+                    code: ErrorCode::ResumeRefused,
+                    reason: "resume token superseded",
+                });
+                return;
+            }
+        }
+        let banned = |s: &String| self.banned.contains(s);
+        if banned(&entry.identity)
+            || (existing.is_none() && entry.origin.as_ref().is_some_and(banned))
+        {
             self.out.push_back(Output::Close {
                 conn,
                 code: ErrorCode::Removed,
@@ -309,6 +328,8 @@ impl MeetingRoom {
                     role: entry.role,
                     conn: Some(conn),
                     away_since: None,
+                    generation: 0,
+                    origin: entry.origin,
                     unsubscribed: Vec::new(),
                     awaiting: Vec::new(),
                 });
@@ -317,10 +338,13 @@ impl MeetingRoom {
         };
         self.first_join.get_or_insert(now);
         self.empty_since = None;
-        let (id, role) = (self.participants[i].id, self.participants[i].role);
+        self.participants[i].generation += 1;
+        let p = &self.participants[i];
+        let (id, role, generation) = (p.id, p.role, p.generation);
         self.out.push_back(Output::Admitted {
             conn,
             participant: id,
+            generation,
             role,
             recording: self.recording,
         });
@@ -530,6 +554,14 @@ impl MeetingRoom {
                 self.event(Event::Chat { from: me, text });
             }
             ClientMsg::Annotate(a) => {
+                // Track 0 is the meeting's blank board; anything else must be a share that exists.
+                if a.track != 0 && !self.tracks.iter().any(|t| t.id == a.track) {
+                    self.send(
+                        me,
+                        notice_msg(ErrorCode::NotFound, "no such track to annotate"),
+                    );
+                    return;
+                }
                 let kind = a.kind;
                 match self.whiteboard.apply(me, a) {
                     Ok(m) => {
@@ -604,6 +636,7 @@ impl MeetingRoom {
                 Some(j) if participant != me => {
                     let p = &self.participants[j];
                     self.banned.push(p.identity.clone());
+                    self.banned.extend(p.origin.clone());
                     if let Some(conn) = p.conn {
                         self.out.push_back(Output::Close {
                             conn,
@@ -767,7 +800,7 @@ impl MeetingRoom {
         }
         if self
             .empty_since
-            .is_some_and(|t| now >= t + self.cfg.idle_timeout)
+            .is_some_and(|t| now >= t.max(self.starts_at) + self.cfg.idle_timeout)
         {
             return self.end(now, EndReason::IdleTimeout);
         }
@@ -804,7 +837,7 @@ impl MeetingRoom {
             return t;
         }
         if let Some(e) = self.empty_since {
-            t = t.min(e + self.cfg.idle_timeout);
+            t = t.min(e.max(self.starts_at) + self.cfg.idle_timeout);
         }
         for p in &self.participants {
             if let Some(a) = p.away_since {

@@ -90,7 +90,7 @@ impl MeetingSim {
         MeetingSim {
             now,
             ends_at,
-            room: MeetingRoom::new(cfg, ends_at),
+            room: MeetingRoom::new(cfg, now, ends_at),
             peers: BTreeMap::new(),
             events: Vec::new(),
             routes: Vec::new(),
@@ -149,13 +149,21 @@ impl MeetingSim {
         self.id(conn)
     }
 
-    fn enter_with(&mut self, conn: ConnId, identity: &str, role: MeetingRole, resume: Option<u32>) {
+    fn enter_with(
+        &mut self,
+        conn: ConnId,
+        identity: &str,
+        role: MeetingRole,
+        resume: Option<(u32, u32)>,
+    ) {
         let (identity, name) = (identity.to_string(), identity.to_string());
+        let origin = identity.strip_prefix("guest@").map(str::to_string);
         let entry = Entry {
             identity,
             name,
             role,
             resume,
+            origin,
         };
         self.input(Input::Enter { conn, entry });
     }
@@ -318,11 +326,11 @@ fn assert_spaced(times: &[Instant], gap: Duration) {
     }
 }
 
-/// A whiteboard operation on track 16 with `points` points: `15 + 4 × points` bytes held.
+/// A whiteboard operation on the blank board (track 0) with `points` points: `15 + 4 × points` bytes held.
 fn draw(kind: AnnotationKind, points: usize) -> ClientMsg {
     ClientMsg::Annotate(Annotation {
         kind,
-        track: 16,
+        track: 0,
         color: 0xff00_00ff,
         width: 100,
         points: vec![(1, 2); points],
@@ -577,7 +585,7 @@ fn the_host_removes_a_participant_who_then_cannot_enter_again() {
     assert_eq!(news.last(), Some(&ParticipantState::Removed));
     s.enter_with(ConnId(13), "user:3", Participant, None);
     assert_eq!(s.closed(ConnId(13)), Some(ErrorCode::Removed));
-    s.enter_with(ConnId(14), "user:3", Participant, Some(viewer));
+    s.enter_with(ConnId(14), "user:3", Participant, Some((viewer, 1)));
     assert_eq!(s.closed(ConnId(14)), Some(ErrorCode::ResumeRefused));
     assert_eq!(s.room.connected(), 2);
 }
@@ -727,6 +735,61 @@ fn a_participant_away_longer_than_the_resume_grace_is_removed_and_its_share_ends
     assert_eq!(s.participant_news(HOST, presenter), [Present, Away, Left]);
     let news = s.track_news(HOST, track);
     assert_eq!(news, [TrackState::Live, TrackState::Ended]);
-    s.enter_with(ConnId(15), "user:2", Presenter, Some(presenter));
+    s.enter_with(ConnId(15), "user:2", Presenter, Some((presenter, 1)));
     assert_eq!(s.closed(ConnId(15)), Some(ErrorCode::ResumeRefused));
+}
+
+/// Guards against an old resume token taking over: each admission counts up, and only the newest token works.
+#[test]
+fn only_the_latest_resume_token_brings_a_participant_back() {
+    let mut s = MeetingSim::new();
+    let guest = s.enter(VIEWER, "guest:a", Participant);
+    s.input(Input::Left { conn: VIEWER });
+    s.enter_with(ConnId(21), "", Participant, Some((guest, 1)));
+    assert_eq!(s.peers[&ConnId(21)].admitted, Some((guest, Participant)));
+    s.input(Input::Left { conn: ConnId(21) });
+    s.enter_with(ConnId(22), "", Participant, Some((guest, 1)));
+    assert_eq!(s.closed(ConnId(22)), Some(ErrorCode::ResumeRefused));
+    s.enter_with(ConnId(23), "", Participant, Some((guest, 2)));
+    assert_eq!(s.peers[&ConnId(23)].admitted, Some((guest, Participant)));
+}
+
+/// Guards against a removed guest walking back in with the code: guests are new identities each time, so
+/// the host's removal bars where they connect from.
+#[test]
+fn a_removed_guest_cannot_enter_again_from_the_same_address() {
+    let mut s = MeetingSim::new();
+    s.enter(HOST, "user:1", Host);
+    let guest = s.enter(VIEWER, "guest@10.0.0.9", Participant);
+    s.input(Input::Message {
+        conn: HOST,
+        msg: ClientMsg::RemoveParticipant { participant: guest },
+    });
+    assert_eq!(s.closed(VIEWER), Some(ErrorCode::Removed));
+    s.enter_with(ConnId(31), "guest@10.0.0.9", Participant, None);
+    assert_eq!(s.closed(ConnId(31)), Some(ErrorCode::Removed));
+    s.enter(ConnId(32), "guest@10.0.0.10", Participant);
+    assert!(s.closed(ConnId(32)).is_none());
+}
+
+/// Guards against a scheduled meeting ending before it starts: a host who tries the room early and leaves
+/// starts no idle timer until the scheduled start.
+#[test]
+fn an_early_visit_does_not_end_a_meeting_before_its_start() {
+    let now = Instant::now();
+    let starts = now + Duration::from_secs(86_400);
+    let mut room = MeetingRoom::new(config(), starts, starts + Duration::from_secs(3600));
+    let entry = Entry {
+        identity: "user:1".into(),
+        name: "host".into(),
+        role: Host,
+        resume: None,
+        origin: None,
+    };
+    room.handle_input(now, Input::Enter { conn: HOST, entry });
+    room.handle_input(now, Input::Left { conn: HOST });
+    room.handle_timeout(now + Duration::from_secs(3600));
+    assert!(room.is_ended().is_none());
+    room.handle_timeout(starts + config().idle_timeout);
+    assert_eq!(room.is_ended(), Some(EndReason::IdleTimeout));
 }

@@ -16,9 +16,9 @@ mod room;
 mod throttle;
 
 #[cfg(test)]
-pub(crate) mod tests;
-#[cfg(test)]
 mod meeting_tests;
+#[cfg(test)]
+pub(crate) mod tests;
 
 pub use collab::{CollabLimits, TransferNote};
 pub use ids::{ConnId, Role, SessionId, TrackId};

@@ -61,6 +61,9 @@ pub struct MediaQueue {
     bytes: usize,
     /// Tracks whose frames are skipped until their next keyframe (few: a linear scan).
     skipping: Vec<u32>,
+    /// Every track pushed so far: a lag resets all the writer's open streams, so each must restart at a
+    /// keyframe, also one with nothing queued at that moment.
+    seen: Vec<u32>,
     reset_pending: bool,
     /// No more pushes (the receiver is leaving); what is queued still drains.
     finished: bool,
@@ -75,6 +78,7 @@ impl MediaQueue {
             items: VecDeque::new(),
             bytes: 0,
             skipping: Vec::new(),
+            seen: Vec::new(),
             reset_pending: false,
             finished: false,
             aborted: false,
@@ -92,6 +96,9 @@ impl MediaQueue {
             }
             self.skipping.swap_remove(i);
         }
+        if !self.seen.contains(&frame.track) {
+            self.seen.push(frame.track);
+        }
         let size = frame.wire.len();
         let too_many_bytes = !self.items.is_empty() && self.bytes + size > self.limits.max_bytes;
         let too_old = self
@@ -101,10 +108,11 @@ impl MediaQueue {
         if too_many_bytes || too_old {
             let dropped = self.items.len();
             let dropped_bytes = self.bytes;
-            // Every track that lost frames waits for its next keyframe.
-            for (_, f) in self.items.drain(..) {
-                if f.track != frame.track && !self.skipping.contains(&f.track) {
-                    self.skipping.push(f.track);
+            // Every track waits for its next keyframe: its open stream is reset, queued frames or not.
+            self.items.clear();
+            for t in &self.seen {
+                if *t != frame.track && !self.skipping.contains(t) {
+                    self.skipping.push(*t);
                 }
             }
             self.bytes = 0;

@@ -150,9 +150,25 @@ impl CodeBook {
         typed: &str,
         accept: impl FnOnce(SessionId) -> Option<T>,
     ) -> Result<Redeemed<T>, PairingError> {
+        self.redeem_kind(now, typed, false, accept)
+    }
+
+    /// As [`CodeBook::redeem_if`], for codes of one kind: `meeting` codes (multi-use, windowed) or assist
+    /// codes. A live code of the other kind answers `CodeUnknown` and stays untouched, so typing an assist
+    /// code where a meeting code belongs neither spends it nor tells the typist it exists.
+    pub fn redeem_kind<T>(
+        &self,
+        now: Instant,
+        typed: &str,
+        meeting: bool,
+        accept: impl FnOnce(SessionId) -> Option<T>,
+    ) -> Result<Redeemed<T>, PairingError> {
         let Some(code) = normalize(typed, self.digits) else {
             return Err(PairingError::CodeUnknown);
         };
+        if self.live.get(&code).is_some_and(|l| l.multi_use != meeting) {
+            return Err(PairingError::CodeUnknown);
+        }
         let mut taken = None;
         let mut declined = None;
         let mut early = false;

@@ -74,13 +74,19 @@ pub fn redeem_limited<T>(
     now: std::time::Instant,
     from: IpAddr,
     code: &str,
+    meeting: bool,
     accept: impl FnOnce(SessionId) -> Option<T>,
 ) -> Result<Redeemed<T>, PairingError> {
     let permit = limiter.admit(now, from)?;
-    match book.redeem_if(now, code, accept) {
+    match book.redeem_kind(now, code, meeting, accept) {
         Ok(r) => {
             limiter.succeeded(permit);
             Ok(r)
+        }
+        // Only a correct code gets this answer: not charging it gives a guesser nothing.
+        Err(PairingError::NotYetValid) => {
+            limiter.succeeded(permit);
+            Err(PairingError::NotYetValid)
         }
         Err(e) => {
             limiter.failed(now, permit);

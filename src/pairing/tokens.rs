@@ -1,7 +1,9 @@
 //! Signed join and resume tokens: `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`.
 //!
-//! Payload (31 bytes): version 1 | kind (1 join, 2 resume, 3 meeting join, 4 meeting resume) | role | session id (16) | generation (u32 BE) |
-//! expiry (u64 BE, Unix milliseconds). Clients treat tokens as opaque strings. Verification checks the tag
+//! Payload (31 bytes): version 1 | kind (1 join, 2 resume) | role | session id (16) | generation (u32 BE) |
+//! expiry (u64 BE, Unix milliseconds). Meeting tokens (35 bytes): version 2 | kind (3 join, 4 resume) |
+//! meeting role | meeting id (16) | subject (u32: user id to join, participant id to resume) | generation (u32)
+//! | expiry (u64). Clients treat tokens as opaque strings. Verification checks the tag
 //! in constant time (`ring::hmac::verify`) before looking at any field.
 
 use data_encoding::BASE64URL_NOPAD;
@@ -14,6 +16,20 @@ use crate::protocol::message::MeetingRole;
 
 const PAYLOAD_LEN: usize = 31;
 const TOKEN_VERSION: u8 = 1;
+/// Meeting tokens carry one more u32 (the participant's generation) before the expiry.
+const PAYLOAD_V2_LEN: usize = 35;
+const TOKEN_VERSION_2: u8 = 2;
+
+/// The fields every token kind shares.
+struct Raw {
+    kind: u8,
+    role: u8,
+    id: SessionId,
+    number: u32,
+    /// Version 2 only (0 in version 1).
+    extra: u32,
+    expires: u64,
+}
 
 /// What a token lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +70,8 @@ pub struct MeetingClaims {
     pub role: MeetingRole,
     pub meeting: SessionId,
     pub subject: u32,
+    /// Resume tokens: the participant's admission count when it was issued; an older one is refused.
+    pub generation: u32,
     pub expires_unix_ms: u64,
 }
 
@@ -79,13 +97,14 @@ impl TokenKey {
     }
 
     pub fn sign(&self, c: &Claims) -> String {
-        self.sign_raw(
-            c.kind as u8,
-            c.role.to_wire(),
-            c.session,
-            c.generation,
-            c.expires_unix_ms,
-        )
+        self.sign_raw(&Raw {
+            kind: c.kind as u8,
+            role: c.role.to_wire(),
+            id: c.session,
+            number: c.generation,
+            extra: 0,
+            expires: c.expires_unix_ms,
+        })
     }
 
     /// Signs a meeting token.
@@ -94,7 +113,14 @@ impl TokenKey {
             MeetingTokenKind::Join => KIND_MEETING_JOIN,
             MeetingTokenKind::Resume => KIND_MEETING_RESUME,
         };
-        self.sign_raw(kind, c.role as u8, c.meeting, c.subject, c.expires_unix_ms)
+        self.sign_raw(&Raw {
+            kind,
+            role: c.role as u8,
+            id: c.meeting,
+            number: c.subject,
+            extra: c.generation,
+            expires: c.expires_unix_ms,
+        })
     }
 
     /// Verifies a meeting token; a remote-assist token is `TokenInvalid`.
@@ -103,19 +129,19 @@ impl TokenKey {
         token: &str,
         now_unix_ms: u64,
     ) -> Result<MeetingClaims, PairingError> {
-        let (kind, role, meeting, subject, expires_unix_ms) =
-            self.verify_raw(token, now_unix_ms)?;
-        let kind = match kind {
+        let r = self.verify_raw(token, now_unix_ms)?;
+        let kind = match r.kind {
             KIND_MEETING_JOIN => MeetingTokenKind::Join,
             KIND_MEETING_RESUME => MeetingTokenKind::Resume,
             _ => return Err(PairingError::TokenInvalid),
         };
         Ok(MeetingClaims {
             kind,
-            role: MeetingRole::from_wire(role).ok_or(PairingError::TokenInvalid)?,
-            meeting,
-            subject,
-            expires_unix_ms,
+            role: MeetingRole::from_wire(r.role).ok_or(PairingError::TokenInvalid)?,
+            meeting: r.id,
+            subject: r.number,
+            generation: r.extra,
+            expires_unix_ms: r.expires,
         })
     }
 
@@ -125,18 +151,23 @@ impl TokenKey {
             return false;
         };
         BASE64URL_NOPAD.decode(p.as_bytes()).is_ok_and(|b| {
-            b.len() == PAYLOAD_LEN && matches!(b[1], KIND_MEETING_JOIN | KIND_MEETING_RESUME)
+            b.len() >= PAYLOAD_LEN && matches!(b[1], KIND_MEETING_JOIN | KIND_MEETING_RESUME)
         })
     }
 
-    fn sign_raw(&self, kind: u8, role: u8, id: SessionId, number: u32, expires: u64) -> String {
-        let mut p = [0u8; PAYLOAD_LEN];
-        p[0] = TOKEN_VERSION;
-        p[1] = kind;
-        p[2] = role;
-        p[3..19].copy_from_slice(&id.0);
-        p[19..23].copy_from_slice(&number.to_be_bytes());
-        p[23..31].copy_from_slice(&expires.to_be_bytes());
+    /// Meeting kinds are signed as version 2 (with `extra`), the others as version 1.
+    fn sign_raw(&self, r: &Raw) -> String {
+        let v2 = matches!(r.kind, KIND_MEETING_JOIN | KIND_MEETING_RESUME);
+        let mut p = Vec::with_capacity(PAYLOAD_V2_LEN);
+        p.push(if v2 { TOKEN_VERSION_2 } else { TOKEN_VERSION });
+        p.push(r.kind);
+        p.push(r.role);
+        p.extend_from_slice(&r.id.0);
+        p.extend_from_slice(&r.number.to_be_bytes());
+        if v2 {
+            p.extend_from_slice(&r.extra.to_be_bytes());
+        }
+        p.extend_from_slice(&r.expires.to_be_bytes());
         let tag = hmac::sign(&self.0, &p);
         format!(
             "{}.{}",
@@ -147,28 +178,23 @@ impl TokenKey {
 
     pub fn verify(&self, token: &str, now_unix_ms: u64) -> Result<Claims, PairingError> {
         let bad = PairingError::TokenInvalid;
-        let (kind, role, session, generation, expires_unix_ms) =
-            self.verify_raw(token, now_unix_ms)?;
-        let kind = match kind {
+        let r = self.verify_raw(token, now_unix_ms)?;
+        let kind = match r.kind {
             1 => TokenKind::Join,
             2 => TokenKind::Resume,
             _ => return Err(bad),
         };
         Ok(Claims {
             kind,
-            role: Role::from_wire(role).ok_or(bad)?,
-            session,
-            generation,
-            expires_unix_ms,
+            role: Role::from_wire(r.role).ok_or(bad)?,
+            session: r.id,
+            generation: r.number,
+            expires_unix_ms: r.expires,
         })
     }
 
-    /// Checks the tag and expiry; returns kind, role, id, number and expiry.
-    fn verify_raw(
-        &self,
-        token: &str,
-        now_unix_ms: u64,
-    ) -> Result<(u8, u8, SessionId, u32, u64), PairingError> {
+    /// Checks the tag, the layout and the expiry.
+    fn verify_raw(&self, token: &str, now_unix_ms: u64) -> Result<Raw, PairingError> {
         let bad = PairingError::TokenInvalid;
         if token.len() > 256 {
             return Err(bad);
@@ -181,20 +207,24 @@ impl TokenKey {
             .decode(t.as_bytes())
             .map_err(|_| bad.clone())?;
         hmac::verify(&self.0, &payload, &tag).map_err(|_| bad.clone())?;
-        if payload.len() != PAYLOAD_LEN || payload[0] != TOKEN_VERSION {
-            return Err(bad);
-        }
-        let expires = u64::from_be_bytes(payload[23..31].try_into().expect("8 bytes"));
+        let u32_at = |i: usize| u32::from_be_bytes(payload[i..i + 4].try_into().expect("4 bytes"));
+        let (extra, at) = match (payload.len(), payload.first()) {
+            (PAYLOAD_LEN, Some(&TOKEN_VERSION)) => (0, 23),
+            (PAYLOAD_V2_LEN, Some(&TOKEN_VERSION_2)) => (u32_at(23), 27),
+            _ => return Err(bad),
+        };
+        let expires = u64::from_be_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
         if now_unix_ms >= expires {
             return Err(PairingError::TokenExpired);
         }
-        Ok((
-            payload[1],
-            payload[2],
-            SessionId(payload[3..19].try_into().expect("16 bytes")),
-            u32::from_be_bytes(payload[19..23].try_into().expect("4 bytes")),
+        Ok(Raw {
+            kind: payload[1],
+            role: payload[2],
+            id: SessionId(payload[3..19].try_into().expect("16 bytes")),
+            number: u32_at(19),
+            extra,
             expires,
-        ))
+        })
     }
 }
 

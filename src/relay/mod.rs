@@ -350,7 +350,7 @@ impl Relay {
                 paired: AtomicBool::new(false),
             },
         );
-        let room = MeetingRoom::new(self.meeting_cfg.clone(), at(ends_at));
+        let room = MeetingRoom::new(self.meeting_cfg.clone(), at(starts_at), at(ends_at));
         self.tasks
             .spawn(room::run(self.clone(), id, room::Core::Meeting(room), rx));
         self.metrics.meetings_active.inc();
@@ -377,6 +377,7 @@ impl Relay {
             role,
             meeting: id,
             subject: user,
+            generation: 0,
             expires_unix_ms: unix_ms(expires_at),
         })
     }
@@ -456,7 +457,7 @@ impl Relay {
                 code,
                 allow_control,
             } => {
-                let (session, slot) = self.redeem(from, &code)?;
+                let (session, slot) = self.redeem(from, &code, false)?;
                 (session, Some(Role::Customer), None, allow_control, slot)
             }
             Hello::Meeting { token, name } => {
@@ -469,11 +470,12 @@ impl Relay {
                     name: clean_name(&name, &format!("user {}", c.subject)),
                     role: c.role,
                     resume: None,
+                    origin: None,
                 });
                 (c.meeting, None, None, false, slot_for(c.meeting))
             }
             Hello::MeetingCode { code, name } => {
-                let (session, slot) = self.redeem(from, &code)?;
+                let (session, slot) = self.redeem(from, &code, true)?;
                 let mut raw = [0u8; 8];
                 self.rng.fill(&mut raw).expect("system randomness");
                 entry = Some(Entry {
@@ -481,6 +483,7 @@ impl Relay {
                     name: clean_name(&name, "guest"),
                     role: MeetingRole::Participant,
                     resume: None,
+                    origin: Some(crate::pairing::limiter::address_key(from).to_string()),
                 });
                 (session, None, None, false, slot)
             }
@@ -493,7 +496,8 @@ impl Relay {
                     identity: String::new(),
                     name: String::new(),
                     role: c.role,
-                    resume: Some(c.subject),
+                    resume: Some((c.subject, c.generation)),
+                    origin: None,
                 });
                 (c.meeting, None, None, false, slot_for(c.meeting))
             }
@@ -524,10 +528,19 @@ impl Relay {
         &self,
         from: IpAddr,
         code: &str,
+        meeting: bool,
     ) -> Result<(SessionId, Option<SessionSlot<'_>>), RelayError> {
         let now = self.clock.now();
         let slot_for = |session| self.addresses.acquire(from, session);
-        match redeem_limited(&self.codes, &self.limiter, now, from, code, slot_for) {
+        match redeem_limited(
+            &self.codes,
+            &self.limiter,
+            now,
+            from,
+            code,
+            meeting,
+            slot_for,
+        ) {
             Ok(Redeemed::Session(session, slot)) => {
                 self.metrics.codes_redeemed.inc();
                 Ok((session, Some(slot)))

@@ -356,6 +356,7 @@ fn drain(relay: &Relay, id: SessionId, room: &mut Core, task: &mut Task) -> Inst
             Output::Admitted {
                 conn,
                 participant,
+                generation,
                 role,
                 recording,
             } => {
@@ -368,6 +369,7 @@ fn drain(relay: &Relay, id: SessionId, room: &mut Core, task: &mut Task) -> Inst
                     role,
                     meeting: id,
                     subject: participant,
+                    generation,
                     expires_unix_ms: relay.clock.unix_ms()
                         + (mc.max_duration.0 + mc.resume_grace.0).as_millis() as u64,
                 };

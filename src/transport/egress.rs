@@ -83,6 +83,11 @@ pub(super) async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<
             Popped::Frame(f) => f,
         };
         let (track, group) = (frame.track, frame.group);
+        if frame.keyframe {
+            // A keyframe starts a new group, even one that reuses a stopped group's number (a sender that
+            // came back numbers afresh).
+            dropped.retain(|(t, _)| *t != track);
+        }
         if dropped.contains(&(track, group)) {
             m.frames_dropped
                 .with_label_values(&["receiver_stopped"])
@@ -237,17 +242,16 @@ pub(super) async fn file_ingress(
     loop {
         let want = (left.min(FILE_CHUNK as u64) as usize).max(1);
         match stream.read_chunk(want, true).await {
-            Ok(Some(chunk)) if chunk.bytes.len() as u64 <= left => {
-                left -= chunk.bytes.len() as u64;
-                if tx.send(chunk.bytes).await.is_err() {
+            Ok(Some(chunk)) => {
+                let mut bytes = chunk.bytes;
+                let over = bytes.len() as u64 > left;
+                // More than the transfer's size: pass what fits, refuse the rest.
+                bytes.truncate(left as usize);
+                left -= bytes.len() as u64;
+                if (!bytes.is_empty() && tx.send(bytes).await.is_err()) || over {
                     let _ = stream.stop(stream_code::REFUSED.into());
                     return;
                 }
-            }
-            // More than the transfer's size: refuse the rest.
-            Ok(Some(_)) => {
-                let _ = stream.stop(stream_code::REFUSED.into());
-                return;
             }
             Ok(None) | Err(_) => return, // finished (dropping `tx` ends the pipe), or broken (short)
         }
