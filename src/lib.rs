@@ -22,6 +22,7 @@
 //! - [`transport`]: TLS (rustls + ring) and QUIC (quinn) around the core.
 //! - [`api`]: the HTTP API; [`kb`] (knowledge base) and [`attachments`] (files of tickets and articles) behind it.
 //! - [`meetings`]: scheduled meetings' records (invitees, recording directory, minutes) behind the API.
+//! - [`recording`]: a meeting's recording (track files and an event log) written off the room task.
 //! - [`server`]: assembly: `Server::load(config)` then `run()`.
 //! - [`client`]: the demo technician and customer clients (also used by tests and the load tool).
 //! - [`config`], [`metrics`], [`clock`].
@@ -40,6 +41,7 @@ pub mod meetings;
 pub mod metrics;
 pub mod pairing;
 pub mod protocol;
+pub mod recording;
 pub mod relay;
 pub mod server;
 pub mod store;

@@ -148,7 +148,7 @@ impl RelayMetrics {
             recordings_stopped: counter_vec(
                 r,
                 "recordings_stopped_total",
-                "Recordings stopped, by reason: requested, quota, disk_full, io, ended",
+                "Recordings stopped, by reason: requested (also when the meeting ends), quota, disk_full, io_error",
                 "reason",
             ),
         }

@@ -128,15 +128,14 @@ async fn a_late_joiner_starts_from_the_held_group_and_sees_the_whiteboard_and_ch
         let mut presenter = relay.staff(&m, 1, MeetingRole::Presenter, "P").await;
         let mut early = relay.guest(&m, "early").await;
         await_present(&mut presenter, 1).await;
-        let track = presenter.participant() * 16;
         early
             .tx
-            .send(&ClientMsg::Annotate(stroke(track, 10)))
+            .send(&ClientMsg::Annotate(stroke(0, 10)))
             .await
             .unwrap();
         early
             .tx
-            .send(&ClientMsg::Annotate(stroke(track, 20)))
+            .send(&ClientMsg::Annotate(stroke(0, 20)))
             .await
             .unwrap();
         early
@@ -590,6 +589,129 @@ async fn a_remote_assist_session_carries_annotations_and_files_too() {
             )
         })
         .await;
+    })
+    .await
+    .unwrap();
+}
+
+/// ffmpeg must decode the file without a single error. CI installs ffmpeg; elsewhere a missing ffmpeg skips.
+fn ffmpeg_decodes(path: &std::path::Path) {
+    let out = match std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("ffmpeg not found: skipping the decode check (CI requires it)");
+            return;
+        }
+        Err(e) => panic!("ffmpeg is required in CI: {e}"),
+    };
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_recording_writes_files_ffmpeg_decodes_and_a_log_and_everyone_is_told() {
+    use assist_relay::relay::room::RecordingReply;
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let m = relay.meeting();
+        let mut presenter = relay.staff(&m, 1, MeetingRole::Host, "Host").await;
+        let mut viewer = relay.guest(&m, "viewer").await;
+        await_present(&mut presenter, 1).await;
+        let started = relay.relay.set_recording(m.id, true).await.unwrap();
+        let RecordingReply::Started { dir } = started else {
+            panic!("{started:?}")
+        };
+        for s in [&mut presenter, &mut viewer] {
+            let got = expect_msg(s, |m| matches!(m, ServerMsg::Recording { .. })).await;
+            assert!(matches!(got, ServerMsg::Recording { active: true, .. }));
+        }
+        let frames = fixture_frames("screen-vp8-720p.ivf");
+        let track = presenter.participant() * 16;
+        let reader = {
+            let conn = viewer.conn.clone();
+            let n = frames.len();
+            tokio::spawn(async move {
+                let mut groups = GroupStreams::new(&conn, 16 << 20, GroupOrder::Strict);
+                let mut got = 0;
+                while got < n {
+                    if let GroupEvent::Frame(_) = groups.next().await.unwrap() {
+                        got += 1;
+                    }
+                }
+            })
+        };
+        let mut sender = MediaSender::new(presenter.conn.clone(), 0);
+        for f in &frames {
+            sender
+                .send(Codec::Vp8, f.keyframe, f.pts_us, f.data.clone())
+                .await
+                .unwrap();
+        }
+        sender.flush().await;
+        reader.await.unwrap();
+        viewer
+            .tx
+            .send(&ClientMsg::Chat("can you zoom in?".into()))
+            .await
+            .unwrap();
+        viewer
+            .tx
+            .send(&ClientMsg::Annotate(stroke(track, 5)))
+            .await
+            .unwrap();
+        expect_msg(&mut presenter, |m| {
+            matches!(m, ServerMsg::Annotation { .. })
+        })
+        .await;
+        let stopped = relay.relay.set_recording(m.id, false).await.unwrap();
+        let RecordingReply::Stopped { files, bytes, .. } = stopped else {
+            panic!("{stopped:?}")
+        };
+        assert!(bytes > 0);
+        let got = expect_msg(&mut viewer, |m| matches!(m, ServerMsg::Recording { .. })).await;
+        assert!(matches!(got, ServerMsg::Recording { active: false, .. }));
+        let video: Vec<_> = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "ivf"))
+            .collect();
+        assert_eq!(video.len(), 1, "{files:?}");
+        ffmpeg_decodes(video[0]);
+        let log = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+        let kinds: Vec<String> = log
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        for want in [
+            "recording_started",
+            "chat",
+            "annotation",
+            "recording_stopped",
+        ] {
+            assert!(
+                kinds.iter().any(|k| k == want),
+                "{want} missing from {kinds:?}"
+            );
+        }
+        assert!(log.contains("can you zoom in?"));
+        // Only meetings are recorded.
+        let (s, _tech, _cust) = relay.pair(true).await;
+        let id = assist_relay::core::SessionId::parse(&s.session_id).unwrap();
+        let refused = relay.relay.set_recording(id, true).await.unwrap();
+        assert!(matches!(refused, RecordingReply::Refused(_)));
     })
     .await
     .unwrap();

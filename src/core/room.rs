@@ -96,6 +96,9 @@ pub struct AssistRoom {
     notices: [Notice; 3],
     whiteboard: Whiteboard,
     transfers: Transfers,
+    /// Chat sent while the other side was not connected, delivered when it (re)joins; bounded by
+    /// `collab.chat_history`, the oldest going first.
+    held_chat: VecDeque<(Role, String)>,
     frames: u64,
     bytes: u64,
     ended: Option<EndReason>,
@@ -114,6 +117,7 @@ impl AssistRoom {
             keyframes: IntervalThrottle::new(cfg.keyframe_interval),
             whiteboard: Whiteboard::new(cfg.collab.whiteboard_bytes),
             transfers: Transfers::new(cfg.collab),
+            held_chat: VecDeque::new(),
             cfg,
             join_deadline,
             technician: Slot::default(),
@@ -288,6 +292,13 @@ impl AssistRoom {
         for m in snapshot {
             self.send(role, m);
         }
+        let (held, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.held_chat)
+            .into_iter()
+            .partition(|(from, _)| *from != role);
+        self.held_chat = kept;
+        for (from, text) in held {
+            self.send(role, ServerMsg::Chat { from, text });
+        }
         if !first {
             self.event(Event::PeerResumed(role));
         }
@@ -377,7 +388,11 @@ impl AssistRoom {
         match (role, msg) {
             (Role::Technician, ClientMsg::Input(ev)) => self.input(now, ev),
             (_, ClientMsg::Chat(text)) => {
-                self.relay_text(now, role, ServerMsg::Chat { from: role, text })
+                if self.conn_of(role.peer()).is_some() {
+                    self.send(role.peer(), ServerMsg::Chat { from: role, text });
+                } else {
+                    self.hold_chat(now, role, text);
+                }
             }
             (_, ClientMsg::Clipboard(text)) => {
                 self.relay_text(now, role, ServerMsg::Clipboard { from: role, text })
@@ -542,6 +557,23 @@ impl AssistRoom {
                 message: text.to_string(),
             },
         );
+    }
+
+    /// Keeps a chat line for a side that is not connected, and tells the sender.
+    fn hold_chat(&mut self, now: Instant, from: Role, text: String) {
+        if self.cfg.collab.chat_history == 0 {
+            return self.relay_text(now, from, ServerMsg::Chat { from, text });
+        }
+        if self.held_chat.len() == self.cfg.collab.chat_history {
+            self.held_chat.pop_front();
+        }
+        self.held_chat.push_back((from, text));
+        let message = format!(
+            "the {} is not connected: the message is held until it joins (the last {} are kept)",
+            from.peer().as_str(),
+            self.cfg.collab.chat_history
+        );
+        self.send(from, notice_msg(ErrorCode::PeerAway, &message));
     }
 
     fn relay_text(&mut self, _now: Instant, from: Role, msg: ServerMsg) {

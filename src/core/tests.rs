@@ -568,3 +568,51 @@ fn a_resumed_customer_numbers_its_groups_afresh() {
         "group 0 of the new connection is not stale"
     );
 }
+
+/// Guards against chat lost while the other side is away: it is held (bounded) and delivered on its return.
+#[test]
+fn chat_to_an_absent_side_is_held_and_delivered_when_it_comes_back() {
+    let mut s = Sim::new();
+    s.input(Input::Join {
+        conn: CUST,
+        role: Role::Customer,
+        resume: None,
+        allow_control: true,
+    });
+    for text in ["hello?", "anyone there?"] {
+        s.input(Input::Message {
+            conn: CUST,
+            msg: ClientMsg::Chat(text.into()),
+        });
+    }
+    let notices = s.msgs[&CUST]
+        .iter()
+        .filter(|m| {
+            matches!(
+                m,
+                ServerMsg::Notice {
+                    code: ErrorCode::PeerAway,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(notices, 2, "the sender learns each line is held");
+    s.input(Input::Join {
+        conn: TECH,
+        role: Role::Technician,
+        resume: None,
+        allow_control: false,
+    });
+    let got: Vec<&str> = s.msgs[&TECH]
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Chat {
+                from: Role::Customer,
+                text,
+            } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, ["hello?", "anyone there?"]);
+}

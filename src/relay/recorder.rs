@@ -1,44 +1,96 @@
-//! Placeholder until the recording writer lands.
+//! A meeting's recording as its room task sees it: where frames and events go, and how the task learns that
+//! the writer stopped by itself (quota, full disk). The files are written by [`crate::recording`] off the
+//! room task; nothing here waits on the disk except `finish`, which runs once.
 
 use std::path::{Path, PathBuf};
 
 use crate::core::{Event, Frame, SessionId};
+use crate::recording::{Recorder, RecorderConfig, RecordingSummary, StopReason};
 
 use super::Relay;
 
+/// The running recording of one meeting.
 pub(super) struct RoomRecorder {
+    rec: Recorder,
     dir: PathBuf,
 }
 
-pub(super) struct StopReason;
-impl StopReason {
-    pub(super) fn describe(&self) -> &'static str {
-        "stopped"
-    }
-}
-pub(super) struct RecordingSummary {
-    pub dir: PathBuf,
-    pub files: Vec<PathBuf>,
-    pub bytes: u64,
-}
-
 impl RoomRecorder {
-    pub(super) fn start(_relay: &Relay, _meeting: SessionId) -> Result<RoomRecorder, String> {
-        Err("recording is not available".into())
+    /// Starts a recording under `<data_dir>/recordings/<meeting>-<unix ms>`.
+    pub(super) fn start(relay: &Relay, meeting: SessionId) -> Result<RoomRecorder, String> {
+        let now_ms = relay.clock.unix_ms();
+        let dir = relay
+            .cfg
+            .server
+            .data_dir
+            .join("recordings")
+            .join(format!("{meeting}-{now_ms}"));
+        let m = &relay.cfg.meeting;
+        let cfg = RecorderConfig {
+            dir: dir.clone(),
+            quota_bytes: m.recording_quota.0,
+            queue: m.recording_queue,
+        };
+        let rec = Recorder::start(cfg, relay.clock.clone()).map_err(|e| e.to_string())?;
+        Ok(RoomRecorder { rec, dir })
     }
+
     pub(super) fn dir(&self) -> &Path {
         &self.dir
     }
-    pub(super) fn frame(&self, _frame: &Frame) {}
-    pub(super) fn event(&self, _relay: &Relay, _e: &Event) {}
-    pub(super) async fn stopped_by_itself(&mut self) -> StopReason {
-        std::future::pending().await
+
+    pub(super) fn frame(&self, frame: &Frame) {
+        self.rec.frame(frame);
     }
-    pub(super) async fn finish(self, _relay: &Relay) -> RecordingSummary {
-        RecordingSummary {
-            dir: self.dir,
-            files: vec![],
-            bytes: 0,
-        }
+
+    /// Logs the events a meeting's record keeps: joins and leaves, chat, annotations, transfers.
+    pub(super) fn event(&self, relay: &Relay, e: &Event) {
+        let t = relay.clock.unix_ms();
+        let (kind, fields) = match e {
+            Event::Participant {
+                participant,
+                name,
+                role,
+                state,
+            } => (
+                "participant",
+                serde_json::json!({
+                    "participant": participant, "name": name, "role": role.as_str(),
+                    "state": format!("{state:?}").to_lowercase(),
+                }),
+            ),
+            Event::Chat { from, text } => {
+                ("chat", serde_json::json!({ "from": from, "text": text }))
+            }
+            Event::Annotated { from, kind } => (
+                "annotation",
+                serde_json::json!({ "from": from, "kind": kind.as_str() }),
+            ),
+            Event::Transfer(n) => (
+                "transfer",
+                serde_json::json!({
+                    "transfer": n.transfer, "from": n.from, "to": n.to, "name": n.name,
+                    "size": n.size, "state": n.state.as_str(),
+                }),
+            ),
+            _ => return,
+        };
+        self.rec.event(t, kind, fields);
+    }
+
+    /// Completes when the writer stopped by itself, with the reason.
+    pub(super) async fn stopped_by_itself(&self) -> StopReason {
+        self.rec.stopped_by_itself().await
+    }
+
+    /// Stops (if still running), finishes the files and counts the stop.
+    pub(super) async fn finish(self, relay: &Relay) -> RecordingSummary {
+        let summary = self.rec.stop().await;
+        relay
+            .metrics
+            .recordings_stopped
+            .with_label_values(&[summary.reason.as_str()])
+            .inc();
+        summary
     }
 }

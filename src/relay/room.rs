@@ -144,7 +144,7 @@ pub(super) async fn run(
             sleep = clock.sleep_until(deadline);
         }
         let recorder_stopped = async {
-            match task.recorder.as_mut() {
+            match task.recorder.as_ref() {
                 Some(r) => r.stopped_by_itself().await,
                 None => std::future::pending().await,
             }
@@ -163,9 +163,9 @@ pub(super) async fn run(
             }
             reason = recorder_stopped => {
                 let rec = task.recorder.take().expect("a recorder stopped");
-                let summary = rec.finish(&relay).await;
+                // The recorder logged why; the meeting goes on and everyone is told.
+                rec.finish(&relay).await;
                 let text = format!("recording stopped: {}", reason.describe());
-                tracing::warn!(meeting = %id, dir = %summary.dir.display(), "{text}");
                 room.handle_input(clock.now(), Input::Recording { active: false, reason: text });
             }
             _ = &mut sleep => room.handle_timeout(clock.now()),
@@ -179,7 +179,9 @@ pub(super) async fn run(
         peer.media.close();
     }
     if let Some(rec) = task.recorder.take() {
+        // Ended with the meeting (no RECORDING message is left to send).
         rec.finish(&relay).await;
+        relay.metrics.recordings_active.dec();
     }
     // Connections that authenticated while the session was ending must not wait for a WELCOME forever.
     relay.forget(id, room.is_meeting());
