@@ -4,10 +4,10 @@
 //! client (QUIC)                                                          HTTP API (axum)
 //!    │                                                                        │ issues codes, join tokens
 //!    ▼                                                                        ▼
-//! transport::quic ──bounded send──► room task ──► core::AssistRoom::handle_input(now, input)
+//! transport::quic ──bounded send──► room task ──► core::{AssistRoom, MeetingRoom}::handle_input(now, input)
 //! (thin: wire <-> core types)          │            pure: no await, no sockets, no clock
 //!                                      ▼
-//!                     drain core::AssistRoom::poll_output() until Timeout
+//!                     drain poll_output() until Timeout
 //!          ┌───────────────────────────┼──────────────────────────────┐
 //!          ▼                           ▼                              ▼
 //!   Media -> per-receiver MediaQueue   Send -> bounded control queue   Timeout(t) -> sleep until t
@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Modules, from the inside out:
-//! - [`core`]: the pure forwarding core (rooms, media queues, throttles) and its deterministic tests.
+//! - [`core`]: the pure forwarding core (remote-assist rooms, meetings, whiteboard and file transfers, media
+//!   queues, throttles) and its deterministic tests.
 //! - [`protocol`]: the wire format (docs/PROTOCOL.md) and the error codes.
 //! - [`media`]: IVF and H.264 Annex B recordings, frame by frame (demo clients, tests).
 //! - [`pairing`]: authorization codes, signed tokens, guessing limits.

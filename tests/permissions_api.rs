@@ -42,6 +42,13 @@ async fn each_role_against_each_endpoint() {
         let (_, att) = cust.upload(&format!("/api/v1/tickets/{id}/attachments?name=log.txt"), b"log".to_vec(), "text/plain").await;
         let (_, att2) = other.upload(&format!("/api/v1/tickets/{id2}/attachments?name=log.txt"), b"log2".to_vec(), "text/plain").await;
         let (att, att2) = (att["id"].as_i64().unwrap(), att2["id"].as_i64().unwrap());
+        // A meeting the technician hosts with the first customer invited, and one nobody is invited to.
+        let (_, m) = tech
+            .post("/api/v1/meetings", json!({ "topic": "review", "invitees": [cust.id()] }))
+            .await;
+        let mid = m["meeting_id"].as_str().unwrap().to_string();
+        let (_, m2) = tech.post("/api/v1/meetings", json!({ "topic": "private" })).await;
+        let mid2 = m2["meeting_id"].as_str().unwrap().to_string();
 
         // (method, path, body, [customer, technician, supervisor, administrator])
         let rows: Vec<(Method, String, Option<Value>, [Want; 4])> = vec![
@@ -99,6 +106,17 @@ async fn each_role_against_each_endpoint() {
             (Method::GET, format!("/api/v1/kb/articles/{aid}/attachments"), None, [Refused, Allowed, Allowed, Allowed]),
             (Method::POST, format!("/api/v1/tickets/{id}/article"), Some(json!({})), [Refused, Allowed, Allowed, Allowed]),
             (Method::GET, "/api/v1/auth/me".into(), None, [Allowed, Allowed, Allowed, Allowed]),
+            (Method::POST, "/api/v1/meetings".into(), Some(json!({ "topic": "t" })), [Refused, Allowed, Allowed, Allowed]),
+            (Method::GET, "/api/v1/meetings".into(), None, [Allowed, Allowed, Allowed, Allowed]),
+            (Method::GET, format!("/api/v1/meetings/{mid}"), None, [Allowed, Allowed, Allowed, Allowed]),
+            (Method::GET, format!("/api/v1/meetings/{mid2}"), None, [Hidden, Allowed, Allowed, Allowed]),
+            (Method::POST, format!("/api/v1/meetings/{mid}/join-token"), None, [Refused, Allowed, Allowed, Allowed]),
+            // Recording is for administrators only, the meeting's host included.
+            (Method::PUT, format!("/api/v1/meetings/{mid}/recording"), Some(json!({ "active": false })),
+                [Refused, Refused, Refused, Allowed]),
+            (Method::POST, format!("/api/v1/meetings/{mid}/minutes"), Some(json!({ "body": "notes" })),
+                [Refused, Allowed, Allowed, Allowed]),
+            (Method::DELETE, format!("/api/v1/meetings/{mid}"), None, [Refused, Allowed, Allowed, Allowed]),
         ];
         let roles: [(&str, &Api); 4] = [("customer", &cust), ("technician", &tech), ("supervisor", &sup), ("administrator", &admin)];
         let anonymous = Api { token: String::new(), ..cust.clone() };
