@@ -3,6 +3,8 @@
 //! the recording by themselves and say so; a stalled writer makes tracks drop to their next keyframe while
 //! events keep their share of the queue.
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +16,7 @@ use assist_relay::core::Frame;
 use assist_relay::media::{MediaReader, ReadOptions};
 use assist_relay::protocol::FrameHeader;
 use assist_relay::recording::{Recorder, RecorderConfig, RecordingSummary, StopReason};
+use common::ffmpeg_decodes;
 use serde_json::{json, Value};
 
 /// Every test finishes far sooner; this only turns a hang into a failure.
@@ -64,29 +67,6 @@ fn start(dir: &Path, quota_bytes: u64, queue: usize) -> Recorder {
         queue,
     };
     Recorder::start(cfg, Arc::new(SystemClock)).unwrap()
-}
-
-/// ffmpeg must decode the file without a single error. CI installs ffmpeg; elsewhere a missing ffmpeg skips.
-fn ffmpeg_decodes(path: &Path) {
-    let out = match Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-xerror", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-    {
-        Ok(o) => o,
-        Err(_) if std::env::var_os("CI").is_none() => {
-            eprintln!("ffmpeg not found: skipping the decode check (CI requires it)");
-            return;
-        }
-        Err(e) => panic!("ffmpeg is required in CI: {e}"),
-    };
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "ffmpeg on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Frames ffprobe decodes from the file; `None` without ffprobe (outside CI).

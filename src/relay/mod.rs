@@ -281,20 +281,8 @@ impl Relay {
             generation: 0,
             expires_unix_ms: unix_ms(expires_at),
         });
-        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-        self.rooms.insert(
-            id,
-            RoomEntry {
-                tx,
-                code: code.code.clone(),
-                created_at: self.clock.wall(),
-                code_expires_at: expires_at,
-                paired: AtomicBool::new(false),
-            },
-        );
         let room = AssistRoom::new(now, self.room_cfg.clone(), code.expires_at);
-        self.tasks
-            .spawn(room::run(self.clone(), id, room::Core::Assist(room), rx));
+        self.start_room(id, &code.code, expires_at, room::Core::Assist(room));
         self.metrics.sessions_active.inc();
         self.metrics.codes_issued.inc();
         tracing::info!(session = %id, "session created");
@@ -305,6 +293,26 @@ impl Relay {
             expires_at,
             technician_token,
         })
+    }
+
+    /// Registers a room under `id` (with the code that leads to it) and starts the task that owns it.
+    fn start_room(
+        self: &Arc<Self>,
+        id: SessionId,
+        code: &str,
+        code_expires_at: SystemTime,
+        core: room::Core,
+    ) {
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let entry = RoomEntry {
+            tx,
+            code: code.to_string(),
+            created_at: self.clock.wall(),
+            code_expires_at,
+            paired: AtomicBool::new(false),
+        };
+        self.rooms.insert(id, entry);
+        self.tasks.spawn(room::run(self.clone(), id, core, rx));
     }
 
     fn new_id(&self) -> SessionId {
@@ -339,20 +347,8 @@ impl Relay {
         let code = self
             .codes
             .issue_window(id, at(starts_at), at(ends_at), true)?;
-        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-        self.rooms.insert(
-            id,
-            RoomEntry {
-                tx,
-                code: code.code.clone(),
-                created_at: wall,
-                code_expires_at: ends_at,
-                paired: AtomicBool::new(false),
-            },
-        );
         let room = MeetingRoom::new(self.meeting_cfg.clone(), at(starts_at), at(ends_at));
-        self.tasks
-            .spawn(room::run(self.clone(), id, room::Core::Meeting(room), rx));
+        self.start_room(id, &code.code, ends_at, room::Core::Meeting(room));
         self.metrics.meetings_active.inc();
         tracing::info!(meeting = %id, "meeting created");
         Ok(NewMeeting {

@@ -185,3 +185,26 @@ pub fn refused(r: Result<Session, ClientError>) -> ErrorCode {
         Err(e) => e.code().unwrap_or_else(|| panic!("no close code: {e}")),
     }
 }
+
+/// ffmpeg must decode the file without a single error. CI installs ffmpeg; elsewhere a missing ffmpeg skips.
+pub fn ffmpeg_decodes(path: &std::path::Path) {
+    let out = match std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("ffmpeg not found: skipping the decode check (CI requires it)");
+            return;
+        }
+        Err(e) => panic!("ffmpeg is required in CI: {e}"),
+    };
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
