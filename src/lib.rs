@@ -25,7 +25,7 @@
 //! - [`meetings`]: scheduled meetings' records (invitees, recording directory, minutes) behind the API.
 //! - [`recording`]: a meeting's recording (track files and an event log) written off the room task.
 //! - [`server`]: assembly: `Server::load(config)` then `run()`.
-//! - [`client`]: the demo technician and customer clients (also used by tests and the load tool).
+//! - [`client`]: the demo technician, customer and meeting clients (also used by tests and the load tool).
 //! - [`config`], [`metrics`], [`clock`].
 #![forbid(unsafe_code)]
 

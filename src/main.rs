@@ -1,12 +1,12 @@
-//! The `assist-relay` command: `serve` runs the relay and its API; `technician` and `customer` are the demo
-//! clients. Parsing and assembly live in the library; this file only wires them to the process.
+//! The `assist-relay` command: `serve` runs the relay and its API; `technician`, `customer` and `meeting` are
+//! the demo clients. Parsing and assembly live in the library; this file only wires them to the process.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use assist_relay::client::{customer, technician};
+use assist_relay::client::{customer, meeting, technician};
 use assist_relay::config::ConfigLayer;
 use assist_relay::server::Server;
 
@@ -39,6 +39,9 @@ enum Cmd {
     Technician(technician::TechnicianArgs),
     /// Demo customer: join with a code and share a recording.
     Customer(customer::CustomerArgs),
+    /// Demo meeting client: enter with the meeting code or a join token; watch, save and share screens,
+    /// chat, send and accept files.
+    Meeting(meeting::MeetingArgs),
 }
 
 async fn serve(config: Option<PathBuf>, flags: ConfigLayer) -> anyhow::Result<()> {
@@ -109,6 +112,10 @@ async fn main() -> ExitCode {
             .map(drop)
             .map_err(Into::into),
         Cmd::Customer(args) => customer::run(args, wait_for_signal())
+            .await
+            .map(drop)
+            .map_err(Into::into),
+        Cmd::Meeting(args) => meeting::run(args, wait_for_signal())
             .await
             .map(drop)
             .map_err(Into::into),

@@ -1,10 +1,14 @@
 //! The `assist-relay` binary as a user runs it (README): `serve` on port 0, the demo technician and customer
-//! as separate processes, a refused code, and SIGTERM.
+//! as separate processes, a refused code, SIGTERM, and the meeting demo.
+
+mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::api::{finish_setup, session, ADMIN_PASSWORD};
 
 const BIN: &str = env!("CARGO_BIN_EXE_assist-relay");
 
@@ -57,10 +61,17 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-#[test]
-fn serve_then_technician_and_customer_processes_then_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+/// A running `serve` process and what it printed: its bound addresses and its certificate's pin.
+struct Served {
+    server: Reap,
+    quic: String,
+    http: String,
+    fp: String,
+}
+
+/// Starts `serve` on port 0 with its data in `data`; the administrator's first password is
+/// [`ADMIN_PASSWORD`].
+fn serve(data: &Path) -> Served {
     let mut server = Reap(
         Command::new(BIN)
             .args([
@@ -72,8 +83,9 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
             ])
             .args(["--metrics-listen", "127.0.0.1:0", "--shutdown-grace", "2s"])
             .arg("--data-dir")
-            .arg(&data)
+            .arg(data)
             .env("RUST_LOG", "info")
+            .env("ASSIST_RELAY_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -108,6 +120,25 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
         .expect("fingerprint printed")
         .to_string();
     assert_eq!(fp.len(), 64);
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    Served {
+        server,
+        quic,
+        http,
+        fp,
+    }
+}
+
+#[test]
+fn serve_then_technician_and_customer_processes_then_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let Served {
+        mut server,
+        quic,
+        http,
+        fp,
+    } = serve(&data);
     assert!(data.join("operator.key").exists() && data.join("tls/cert.pem").exists());
 
     // A wrong code: non-zero exit and the reason in words.
@@ -345,4 +376,117 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "server exit status {status}");
+}
+
+/// The meeting demo as the README shows it: the administrator creates a meeting over HTTP; a guest enters
+/// with its code, saves every track and accepts files; the host enters with its token, chats, offers a
+/// file, shares the shipped recording and, once it is sent, ends the meeting. Both exit 0, and the guest's
+/// file holds the recording's frames byte for byte.
+#[test]
+fn a_host_shares_a_recording_with_a_guest_who_saves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let Served {
+        server: _server,
+        quic,
+        http,
+        fp,
+    } = serve(&dir.path().join("data"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (host_token, code) = runtime.block_on(async {
+        let mut admin = session(&format!("http://{http}"), "admin", ADMIN_PASSWORD).await;
+        finish_setup(&mut admin, ADMIN_PASSWORD, None, "+86 138 0000 0000").await;
+        let (status, m) = admin
+            .post("/api/v1/meetings", serde_json::json!({ "topic": "demo" }))
+            .await;
+        assert_eq!(status, 201, "{m}");
+        let text = |k: &str| m[k].as_str().unwrap().to_string();
+        (text("host_token"), text("code_display"))
+    });
+    let meeting = |name: &str| {
+        let mut c = Command::new(BIN);
+        c.args(["meeting", "--relay", &quic, "--server-cert-sha256", &fp])
+            .args(["--name", name]);
+        c
+    };
+
+    let (saved, inbox) = (dir.path().join("saved"), dir.path().join("inbox"));
+    let mut guest = Reap(
+        meeting("Guest")
+            .args(["--code", &code, "--duration", "60"])
+            .arg("--save-dir")
+            .arg(&saved)
+            .arg("--accept-files")
+            .arg(&inbox)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut guest_out = BufReader::new(guest.0.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("entered the meeting as participant ") {
+        line.clear();
+        assert!(
+            guest_out.read_line(&mut line).unwrap() > 0,
+            "the guest never entered"
+        );
+    }
+    assert!(line.contains("(participant)"), "{line}");
+    let guest_id = line.split_whitespace().nth(5).unwrap().to_string();
+
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "what we found\n".repeat(500)).unwrap();
+    let host = meeting("Host")
+        .args(["--token", &host_token, "--speed", "8"])
+        .args(["--share", &fixture("screen-vp8-720p.ivf")])
+        .args(["--chat", "hello from the host"])
+        .arg("--send-file")
+        .arg(&notes)
+        .args(["--to", &guest_id])
+        .output()
+        .unwrap();
+    let host_out = String::from_utf8_lossy(&host.stdout);
+    assert!(
+        host.status.success(),
+        "host: {host_out}{}",
+        String::from_utf8_lossy(&host.stderr)
+    );
+    assert!(host_out.contains("(host)"), "{host_out}");
+    assert!(host_out.contains("shared 150 frames"), "{host_out}");
+    assert!(
+        host_out.contains("ending the meeting for everyone"),
+        "{host_out}"
+    );
+    assert!(host_out.contains("verified its SHA-256"), "{host_out}");
+
+    let mut rest = String::new();
+    guest_out.read_to_string(&mut rest).unwrap();
+    assert!(guest.0.wait().unwrap().success(), "guest: {rest}");
+    assert!(rest.contains("hello from the host"), "{rest}");
+    assert!(rest.contains("ended by the host"), "{rest}");
+    assert!(rest.contains("saved 150 frames of track"), "{rest}");
+    assert_eq!(
+        std::fs::read(inbox.join("notes.txt")).unwrap(),
+        std::fs::read(&notes).unwrap()
+    );
+    let files: Vec<_> = std::fs::read_dir(&saved)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].extension().unwrap(), "ivf");
+    let frames = |path: &Path| -> Vec<_> {
+        assist_relay::media::MediaReader::open(path, Default::default())
+            .unwrap()
+            .map(|f| {
+                let f = f.unwrap();
+                (f.keyframe, f.data)
+            })
+            .collect()
+    };
+    assert_eq!(
+        frames(&files[0]),
+        frames(Path::new(&fixture("screen-vp8-720p.ivf"))),
+        "every frame, byte for byte"
+    );
+    common::ffmpeg_decodes(&files[0]);
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assist_relay::client::customer::{self, CustomerArgs};
+use assist_relay::client::screen::PacingArgs;
 use assist_relay::client::technician::{self, TechnicianArgs};
 use assist_relay::client::{MediaSender, TrustArgs};
 use assist_relay::media::{Codec, MediaReader, ReadOptions};
@@ -59,9 +60,11 @@ async fn share_through_relay(relay: &TestRelay, recording: &str, fps: u32, out: 
         code,
         share: fixture(recording),
         view_only: false,
-        fps,
-        speed: 4.0,
-        no_pacing: false,
+        pacing: PacingArgs {
+            fps,
+            speed: 4.0,
+            no_pacing: false,
+        },
         wait_secs: 30,
         console: false,
         trust: trust_args(relay),
@@ -99,9 +102,11 @@ async fn a_technician_joining_after_the_customer_sees_its_consent() {
             code: created.code_display.clone(),
             share: fixture("screen-vp8-720p.ivf"),
             view_only: false,
-            fps: 30,
-            speed: 4.0,
-            no_pacing: false,
+            pacing: PacingArgs {
+                fps: 30,
+                speed: 4.0,
+                no_pacing: false,
+            },
             wait_secs: 30,
             console: false,
             trust: trust_args(&relay),

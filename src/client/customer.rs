@@ -3,14 +3,13 @@
 //! sent. Exits non-zero with the reason in words on any failure.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{endpoint, join, resolve, ClientError, ControlReceiver, MediaSender, TrustArgs};
-use crate::media::{MediaReader, ReadOptions};
+use super::screen::{send_paced, PacingArgs, Sent};
+use super::{endpoint_for, join, resolve, ClientError, ControlReceiver, MediaSender, TrustArgs};
 use crate::protocol::message::PeerState;
 use crate::protocol::{ClientMsg, ErrorCode, Hello, InputEvent, ServerMsg};
 
@@ -29,15 +28,8 @@ pub struct CustomerArgs {
     /// Allow view only: the relay drops the technician's input events.
     #[arg(long)]
     pub view_only: bool,
-    /// Frame rate of an H.264 Annex B recording (it carries no timestamps).
-    #[arg(long, default_value_t = 30)]
-    pub fps: u32,
-    /// Play the recording this many times faster than real time (1 = its own pace).
-    #[arg(long, default_value_t = 1.0)]
-    pub speed: f64,
-    /// Send frames as fast as possible instead of at the recording's pace.
-    #[arg(long)]
-    pub no_pacing: bool,
+    #[command(flatten)]
+    pub pacing: PacingArgs,
     /// Read commands from standard input while sharing, one per line: `view-only` revokes control, `allow`
     /// grants it, `end` ends the session now.
     #[arg(long)]
@@ -115,34 +107,15 @@ pub async fn run(
     args: CustomerArgs,
     stop: impl Future<Output = ()>,
 ) -> Result<CustomerReport, ClientError> {
-    check_code(&args.code)?;
-    if !(args.speed.is_finite() && args.speed > 0.0) {
+    if !super::is_code(&args.code) {
         return Err(ClientError::Other(format!(
-            "--speed must be a positive number, not {}",
-            args.speed
+            "{:?} is not an authorization code: the technician reads out digits, e.g. 1234 5678 9012",
+            args.code
         )));
     }
-    let in_file =
-        |e: crate::media::MediaError| ClientError::Other(format!("{}: {e}", args.share.display()));
-    let frames: Vec<_> = MediaReader::open(
-        &args.share,
-        ReadOptions {
-            h264_fps: args.fps,
-            ..ReadOptions::default()
-        },
-    )
-    .map_err(in_file)?
-    .collect::<Result<_, _>>()
-    .map_err(in_file)?;
+    let frames = args.pacing.load(&args.share)?;
     let addr = resolve(&args.relay).await?;
-    let bind: SocketAddr = if addr.is_ipv6() {
-        "[::]:0"
-    } else {
-        "0.0.0.0:0"
-    }
-    .parse()
-    .expect("literal");
-    let ep = endpoint(&args.trust.trust(None)?, bind)?;
+    let ep = endpoint_for(&args.trust.trust(None)?, addr)?;
     let hello = Hello::Customer {
         code: args.code.clone(),
         allow_control: !args.view_only,
@@ -195,23 +168,8 @@ pub async fn run(
     }
 
     let mut sender = MediaSender::new(conn.clone(), 0);
-    let (mut frames_sent, mut bytes_sent) = (0, 0);
-    let start = Instant::now();
-    let send_all = async {
-        for f in frames {
-            if !args.no_pacing {
-                let at = Duration::from_micros(f.pts_us).div_f64(args.speed.max(0.01));
-                tokio::time::sleep_until((start + at).into()).await;
-            }
-            let len = f.data.len() as u64;
-            if sender.send(f.codec, f.keyframe, f.pts_us, f.data).await? {
-                frames_sent += 1;
-                bytes_sent += len;
-            }
-        }
-        sender.flush().await;
-        Ok::<_, ClientError>(())
-    };
+    let mut sent = Sent::default();
+    let send_all = send_paced(&mut sender, frames, &args.pacing, &mut sent);
     let commands = async {
         let Some(lines) = console.as_mut() else {
             return std::future::pending::<Result<(), ClientError>>().await;
@@ -252,7 +210,7 @@ pub async fn run(
                 if !args.quiet {
                     println!("the session was ended before the recording finished: {err}");
                 }
-                return Ok(CustomerReport { frames_sent, bytes_sent, ..receiver.await.unwrap_or_default() });
+                return Ok(CustomerReport { frames_sent: sent.frames, bytes_sent: sent.bytes, ..receiver.await.unwrap_or_default() });
             }
             return Err(err);
         }
@@ -260,14 +218,17 @@ pub async fn run(
     tx.send(&ClientMsg::EndSession).await?;
     let end = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
     let report = CustomerReport {
-        frames_sent,
-        bytes_sent,
+        frames_sent: sent.frames,
+        bytes_sent: sent.bytes,
         ..receiver.await.unwrap_or_default()
     };
     match end.map(|e| super::connection_error(&e)) {
         Ok(e) if e.code() == Some(ErrorCode::SessionEnded) => {
             if !args.quiet {
-                println!("sent {frames_sent} frames ({bytes_sent} bytes); session ended");
+                println!(
+                    "sent {} frames ({} bytes); session ended",
+                    sent.frames, sent.bytes
+                );
             }
             ep.close(0u32.into(), b"done");
             Ok(report)
@@ -292,22 +253,4 @@ fn spawn_console() -> tokio::sync::mpsc::Receiver<String> {
         }
     });
     rx
-}
-
-/// Refuses a code that cannot be one before it reaches the relay, where it would count as a failed guess
-/// against this address: 6 to 18 digits, spaces and dashes allowed.
-fn check_code(typed: &str) -> Result<(), ClientError> {
-    let digits = typed.chars().filter(|c| !matches!(c, ' ' | '-'));
-    let (mut n, mut ok) = (0, true);
-    for c in digits {
-        n += 1;
-        ok &= c.is_ascii_digit();
-    }
-    if ok && (6..=18).contains(&n) {
-        Ok(())
-    } else {
-        Err(ClientError::Other(format!(
-            "{typed:?} is not an authorization code: the technician reads out digits, e.g. 1234 5678 9012"
-        )))
-    }
 }

@@ -2,10 +2,13 @@
 //! transfer go on their own unidirectional stream after a 13-byte header; the recipient checks the SHA-256
 //! it was offered.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
 use quinn::{Connection, RecvStream};
 
 use super::{connection_error, ClientError};
-use crate::protocol::FileStreamHeader;
+use crate::protocol::{safe_file_name, FileStreamHeader};
 
 /// SHA-256 of a file's bytes, as FILE_OFFER carries it.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
@@ -56,5 +59,54 @@ pub async fn read_file(mut stream: RecvStream, max: usize) -> Result<(Vec<u8>, b
             Err(quinn::ReadError::Reset(_)) => return Ok((out, false)),
             Err(e) => return Err(ClientError::Connect(e.to_string())),
         }
+    }
+}
+
+/// Writes a received file to a new file in `dir`, named after the offered `name` reduced to a safe base name
+/// again (the relay did so already, but the name still comes from a peer). An existing file is never
+/// overwritten: `name` taken, the file becomes `1-name`, `2-name`, and so on.
+pub fn save_new(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<PathBuf> {
+    let safe = safe_file_name(name);
+    for n in 0..1000 {
+        let path = match n {
+            0 => dir.join(&safe),
+            n => dir.join(format!("{n}-{safe}")),
+        };
+        match std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(data)?;
+                f.sync_all()?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!(
+            "{} and 999 numbered variants exist",
+            dir.join(&safe).display()
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_received_file_never_overwrites_and_never_leaves_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = save_new(dir.path(), "../notes.txt", b"one").unwrap();
+        let second = save_new(dir.path(), "notes.txt", b"two").unwrap();
+        assert_eq!(first, dir.path().join("notes.txt"));
+        assert_eq!(second, dir.path().join("1-notes.txt"));
+        assert_eq!(std::fs::read(&first).unwrap(), b"one");
+        assert_eq!(std::fs::read(&second).unwrap(), b"two");
     }
 }

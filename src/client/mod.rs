@@ -1,9 +1,11 @@
 //! Client side of the protocol: connecting to a relay, the control stream, sending media groups. The demo
-//! commands ([`technician`], [`customer`]) are built on it, and so are the integration tests and the load
-//! tool, so they all speak the protocol through one implementation.
+//! commands ([`technician`], [`customer`], [`meeting`]) are built on it, and so are the integration tests and
+//! the load tool, so they all speak the protocol through one implementation.
 
 pub mod customer;
 pub mod files;
+pub mod meeting;
+pub mod screen;
 pub mod script;
 pub mod technician;
 
@@ -118,6 +120,21 @@ pub fn endpoint_with(
     Ok(ep)
 }
 
+/// [`endpoint`] for reaching `relay`: bound to an ephemeral port on the unspecified address of its family.
+pub fn endpoint_for(
+    trust: &ServerTrust,
+    relay: SocketAddr,
+) -> Result<quinn::Endpoint, ClientError> {
+    let bind: SocketAddr = if relay.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .expect("literal");
+    endpoint(trust, bind)
+}
+
 /// Receive and send buffer asked for the client's UDP socket (the kernel caps it at net.core.[rw]mem_max):
 /// a keyframe burst must not overflow it.
 const CLIENT_UDP_BUFFER: usize = 4 << 20;
@@ -154,6 +171,19 @@ pub async fn resolve(relay: &str) -> Result<SocketAddr, ClientError> {
         .map_err(|e| ClientError::Connect(format!("cannot resolve {relay}: {e}")))?
         .next()
         .ok_or_else(|| ClientError::Connect(format!("{relay} resolves to no address")))
+}
+
+/// Whether `typed` can be a code (an authorization or meeting code): 6 to 18 digits, spaces and dashes
+/// allowed. Anything else is refused before it reaches the relay, where it would count as a failed guess
+/// against this address.
+pub fn is_code(typed: &str) -> bool {
+    let digits = typed.chars().filter(|c| !matches!(c, ' ' | '-'));
+    let (mut n, mut ok) = (0, true);
+    for c in digits {
+        n += 1;
+        ok &= c.is_ascii_digit();
+    }
+    ok && (6..=18).contains(&n)
 }
 
 /// Relay messages may exceed `max_message_bytes` by this much (docs/PROTOCOL.md, "Limits").

@@ -3,16 +3,16 @@
 //! prints chat. Exits 0 when the customer ends the session, non-zero with the reason otherwise.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::watch;
 
+use super::screen::{extension, FrameSaver};
 use super::script::{self, Step};
-use super::{endpoint, join, resolve, ClientError, ControlReceiver, ControlSender, TrustArgs};
+use super::{endpoint_for, join, resolve, ClientError, ControlReceiver, ControlSender, TrustArgs};
 use crate::api::CreatedSession;
-use crate::media::{Codec, MediaFrame, MediaWriter};
-use crate::protocol::{ClientMsg, ErrorCode, FrameHeader, Hello, ServerMsg, FRAME_HEADER_LEN};
+use crate::media::Codec;
+use crate::protocol::{ClientMsg, ErrorCode, Hello, ServerMsg};
 use crate::transport::quic::{GroupEvent, GroupOrder, GroupStreams};
 
 /// Flags of `assist-relay technician`.
@@ -173,15 +173,6 @@ fn check_save_path(path: &Path) -> Result<(), ClientError> {
         .map_err(|e| ClientError::Other(format!("cannot write {}: {e}", path.display())))
 }
 
-/// The file name extension that fits a codec's container, for a warning when `--save` names another.
-fn expected_extension(codec: Codec) -> &'static str {
-    if codec.ivf_fourcc().is_some() {
-        "ivf"
-    } else {
-        "h264"
-    }
-}
-
 /// Creates a session and runs the technician until it ends; when `stop` completes (Ctrl-C), the
 /// technician ends the session itself and finishes its file.
 pub async fn run(
@@ -257,14 +248,7 @@ pub async fn run_session_until(
         .unwrap_or_else(|| created.relay.quic.clone());
     let trust = args.trust.trust(Some(&created.relay.cert_sha256))?;
     let addr = resolve(&relay).await?;
-    let bind: SocketAddr = if addr.is_ipv6() {
-        "[::]:0"
-    } else {
-        "0.0.0.0:0"
-    }
-    .parse()
-    .expect("literal");
-    let ep = endpoint(&trust, bind)?;
+    let ep = endpoint_for(&trust, addr)?;
     let session = join(
         &ep,
         addr,
@@ -314,7 +298,7 @@ pub async fn run_session_until(
         session_id: created.session_id,
         ..Default::default()
     };
-    let mut writer: Option<MediaWriter> = None;
+    let mut saver = FrameSaver::default();
     let mut groups = GroupStreams::new(&conn, max_frame, GroupOrder::Strict);
     let mut stop = std::pin::pin!(stop);
     let mut stopping = false;
@@ -342,43 +326,23 @@ pub async fn run_session_until(
                 continue
             }
         };
-        let header: &[u8; FRAME_HEADER_LEN] = frame.wire[..FRAME_HEADER_LEN]
-            .try_into()
-            .expect("header length");
-        let fh = FrameHeader::decode(header, max_frame)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let w = match writer.as_mut() {
-            Some(w) => w,
-            None => {
-                report.codec = Some(fh.codec);
-                let want = expected_extension(fh.codec);
-                if args.save.extension().and_then(|e| e.to_str()) != Some(want) {
-                    eprintln!(
-                        "warning: the customer shares {:?}; {} is written as .{want} whatever its name",
-                        fh.codec,
-                        args.save.display()
-                    );
-                }
-                let w = MediaWriter::create(&args.save, fh.codec).map_err(|e| {
-                    ClientError::Other(format!("cannot write {}: {e}", args.save.display()))
-                })?;
-                writer.insert(w)
+        saver.save(&frame.wire, max_frame, |codec| {
+            let want = extension(codec);
+            if args.save.extension().and_then(|e| e.to_str()) != Some(want) {
+                eprintln!(
+                    "warning: the customer shares {codec:?}; {} is written as .{want} whatever its name",
+                    args.save.display()
+                );
             }
-        };
-        w.write(&MediaFrame {
-            codec: fh.codec,
-            keyframe: fh.keyframe,
-            pts_us: fh.capture_ts_us,
-            data: frame.wire.slice(FRAME_HEADER_LEN..),
+            args.save.clone()
         })?;
-        report.frames += 1;
-        report.bytes += u64::from(fh.payload_len);
     }
     let end = super::connection_error(&conn.closed().await);
     script.abort();
-    if let Some(w) = writer {
-        w.finish()?;
-    }
+    report.codec = saver.codec();
+    report.frames = saver.frames;
+    report.bytes = saver.bytes;
+    saver.finish()?;
     let (chats, notices) = receiver.await.unwrap_or_default();
     report.chats = chats;
     report.notices = notices;
