@@ -386,7 +386,8 @@ impl Window {
             rep.udp_rcvbuf_errors = Some(b1.saturating_sub(b0));
         }
         let (drops1, jiffies1) = (relay_proc::udp_drops_by_port(), relay_proc::cpu_jiffies());
-        let delta = |port: &u16, d: &u64| d.saturating_sub(self.drops.get(port).copied().unwrap_or(0));
+        let delta =
+            |port: &u16, d: &u64| d.saturating_sub(self.drops.get(port).copied().unwrap_or(0));
         if let Some(port) = server_port {
             let server = drops1.get(&port).map_or(0, |d| delta(&port, d));
             let all: u64 = drops1.iter().map(|(p, d)| delta(p, d)).sum();

@@ -5,12 +5,16 @@
 //! Scenarios:
 //! - `pairs` ([`pairs`]): N remote-assist sessions, each a customer streaming to its technician, optionally
 //!   compared with the same load over plain QUIC (`--direct`).
+//! - `meeting` ([`meeting`]): one meeting, P publishers fanned out to N subscribers, optionally compared
+//!   with one sender writing the same frames straight to N receivers (`--direct`).
 //!
 //! The relay under test runs as a child process (`assist-relay serve` from the same target directory) so its
 //! CPU is measured alone; `--pin-relay`/`--pin-load` put it and the load generator on different CPUs.
 #![forbid(unsafe_code)]
 
+mod fanout;
 mod load;
+mod meeting;
 mod pairs;
 mod relay_proc;
 mod report;
@@ -31,6 +35,62 @@ enum Cmd {
     /// N concurrent sessions at F frames/s of B bytes for D seconds: offered vs delivered, latency
     /// percentiles, relay CPU per delivered GB; `--direct` adds a plain-QUIC baseline.
     Pairs(pairs::PairsArgs),
+    /// One meeting: P publishers at F frames/s (fixed or uniformly random sizes) fanned out to N
+    /// subscribers for D seconds: offered vs delivered, latency percentiles, relay CPU per delivered GB;
+    /// `--direct` adds one sender writing the same frames straight to N receivers.
+    Meeting(meeting::MeetingArgs),
+}
+
+/// What every scenario's report offers the printer.
+trait Report: serde::Serialize {
+    fn to_text(&self) -> String;
+    fn valid(&self) -> bool;
+}
+
+impl Report for report::PairsReport {
+    fn to_text(&self) -> String {
+        report::PairsReport::to_text(self)
+    }
+    fn valid(&self) -> bool {
+        self.valid
+    }
+}
+
+impl Report for report::MeetingReport {
+    fn to_text(&self) -> String {
+        report::MeetingReport::to_text(self)
+    }
+    fn valid(&self) -> bool {
+        self.valid
+    }
+}
+
+/// Prints the report (text, or one JSON object) and picks the exit code: 2 when delivered != offered.
+fn finish(result: anyhow::Result<impl Report>, json: bool) -> ExitCode {
+    match result {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("serialisable")
+                );
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.valid() {
+                ExitCode::SUCCESS
+            } else {
+                if json {
+                    eprintln!("delivered != offered: the result does not count");
+                }
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Pins this process's main thread to `cpu` before the runtime starts, so every worker thread inherits it
@@ -47,8 +107,11 @@ fn pin_self(cpu: &str) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Cmd::Pairs(args) = cli.cmd;
-    if let Some(cpu) = &args.pin_load {
+    let pin_load = match &cli.cmd {
+        Cmd::Pairs(a) => a.pin_load.clone(),
+        Cmd::Meeting(a) => a.pin_load.clone(),
+    };
+    if let Some(cpu) = &pin_load {
         if let Err(e) = pin_self(cpu) {
             eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
@@ -59,29 +122,14 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let json = args.json;
-    match rt.block_on(pairs::run(args)) {
-        Ok(report) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("serialisable")
-                );
-            } else {
-                print!("{}", report.to_text());
-            }
-            if report.valid {
-                ExitCode::SUCCESS
-            } else {
-                if json {
-                    eprintln!("delivered != offered: the result does not count");
-                }
-                ExitCode::from(2)
-            }
+    match cli.cmd {
+        Cmd::Pairs(args) => {
+            let json = args.json;
+            finish(rt.block_on(pairs::run(args)), json)
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+        Cmd::Meeting(args) => {
+            let json = args.json;
+            finish(rt.block_on(meeting::run(args)), json)
         }
     }
 }

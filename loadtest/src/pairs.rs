@@ -397,6 +397,7 @@ pub async fn run(args: PairsArgs) -> anyhow::Result<PairsReport> {
                     "--max-sessions-per-address".into(),
                     CHILD_MAX_PER_ADDRESS.to_string(),
                 ],
+                env: Vec::new(),
             };
             let p = RelayProc::spawn(&opts).await?;
             let t = RelayTarget {

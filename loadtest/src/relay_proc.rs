@@ -8,7 +8,12 @@
 //! operator key from `data/operator.key`, and waits for `/healthz`. Dropping a [`RelayProc`] kills the child,
 //! so no error path leaves a relay running.
 //!
-//! Deliberately not here: anything about sessions or frames (`pairs.rs`).
+//! For profiling, `LOADTEST_RELAY_WRAPPER` (e.g. `valgrind --tool=callgrind --callgrind-out-file=cg.out`)
+//! puts a command in front of the relay (after `taskset`). The measured pid is then the wrapper's, so use
+//! one that runs the relay in its own process (valgrind does; `perf record` does not: attach perf with
+//! `-p` instead); start-up and stop get [`WRAPPED_TIMEOUT`].
+//!
+//! Deliberately not here: anything about sessions or frames (`pairs.rs`, `meeting.rs`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -24,6 +29,26 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the child gets to exit after SIGTERM before it is killed (its own grace is 5 s by default,
 /// but no session is open when we stop it).
 const STOP_TIMEOUT: Duration = Duration::from_secs(8);
+/// Start and stop timeout under `LOADTEST_RELAY_WRAPPER`: valgrind starts slowly and writes its profile at
+/// exit.
+const WRAPPED_TIMEOUT: Duration = Duration::from_secs(120);
+/// The environment variable naming a command to run the relay under (see the module documentation).
+pub const WRAPPER_ENV: &str = "LOADTEST_RELAY_WRAPPER";
+
+/// The wrapper command from [`WRAPPER_ENV`], if set and not blank.
+pub fn wrapper() -> Option<String> {
+    std::env::var(WRAPPER_ENV)
+        .ok()
+        .filter(|w| !w.trim().is_empty())
+}
+
+fn start_timeout() -> Duration {
+    if wrapper().is_some() {
+        WRAPPED_TIMEOUT
+    } else {
+        START_TIMEOUT
+    }
+}
 
 /// CPU time of a process so far (user + system), from `/proc/<pid>/stat`.
 pub fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
@@ -136,6 +161,8 @@ pub struct SpawnOptions {
     pub pin_cpu: Option<String>,
     /// More `serve` flags (e.g. `--max-connections-per-address`).
     pub extra_args: Vec<String>,
+    /// Environment variables for the child (e.g. the bootstrap administrator's password).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running relay child process. See the module documentation.
@@ -169,14 +196,17 @@ impl RelayProc {
         let (quic, http, metrics) = (free_udp()?, free_tcp()?, free_tcp()?);
         let log_path = data.path().join("relay.log");
         let log = std::fs::File::create(&log_path)?;
-        let mut cmd = match &opts.pin_cpu {
-            Some(cpu) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpu).arg(&exe);
-                c
-            }
-            None => Command::new(&exe),
-        };
+        // taskset -c CPU, then the wrapper's words, then the relay: each execs the next.
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(cpu) = &opts.pin_cpu {
+            argv.extend(["taskset".into(), "-c".into(), cpu.into()]);
+        }
+        if let Some(w) = wrapper() {
+            argv.extend(w.split_whitespace().map(Into::into));
+        }
+        argv.push(exe.clone().into());
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(data.path().join("data"))
@@ -193,6 +223,7 @@ impl RelayProc {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {}", exe.display()))?;
@@ -223,10 +254,11 @@ impl RelayProc {
             _data: data,
         };
         let started = Instant::now();
-        proc.cert_sha256 = match tokio::time::timeout(START_TIMEOUT, fp_rx).await {
+        let start_timeout = start_timeout();
+        proc.cert_sha256 = match tokio::time::timeout(start_timeout, fp_rx).await {
             Ok(Ok(fp)) => fp,
             _ => bail!(
-                "the relay did not print its cert-sha256 line within {START_TIMEOUT:?}; its log:\n{}",
+                "the relay did not print its cert-sha256 line within {start_timeout:?}; its log:\n{}",
                 proc.log_tail(20)
             ),
         };
@@ -249,9 +281,9 @@ impl RelayProc {
                     proc.log_tail(20)
                 );
             }
-            if started.elapsed() > START_TIMEOUT {
+            if started.elapsed() > start_timeout {
                 bail!(
-                    "the relay did not answer {health} within {START_TIMEOUT:?}; its log:\n{}",
+                    "the relay did not answer {health} within {start_timeout:?}; its log:\n{}",
                     proc.log_tail(20)
                 );
             }
@@ -282,7 +314,12 @@ impl RelayProc {
             .arg(&self.pid)
             .stderr(Stdio::null())
             .status();
-        let until = Instant::now() + STOP_TIMEOUT;
+        let stop_timeout = if wrapper().is_some() {
+            WRAPPED_TIMEOUT
+        } else {
+            STOP_TIMEOUT
+        };
+        let until = Instant::now() + stop_timeout;
         while Instant::now() < until {
             if self.child.try_wait()?.is_some() {
                 return Ok(());
@@ -291,7 +328,7 @@ impl RelayProc {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        bail!("the relay did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed")
+        bail!("the relay did not exit within {stop_timeout:?} of SIGTERM; killed")
     }
 }
 

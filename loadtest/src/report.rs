@@ -238,6 +238,147 @@ impl PairsReport {
     }
 }
 
+/// Parameters of a `meeting` run, echoed in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct MeetingParams {
+    pub publishers: usize,
+    pub subscribers: usize,
+    pub fps: u32,
+    /// Frame payload sizes are uniform in `[frame_bytes_min, frame_bytes_max]` (equal: fixed).
+    pub frame_bytes_min: usize,
+    pub frame_bytes_max: usize,
+    /// Seed of the frame sizes (the same in both phases).
+    pub seed: u64,
+    pub duration_s: f64,
+    pub group_frames: u32,
+    pub relay: String,
+    pub pin_relay_cpu: Option<String>,
+    pub pin_load_cpu: Option<String>,
+    /// The command the relay child ran under (`LOADTEST_RELAY_WRAPPER`), if any: then its CPU and memory
+    /// are the wrapper's too, and the numbers are for profiling only.
+    pub relay_wrapper: Option<String>,
+}
+
+/// The whole result of `loadtest meeting`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MeetingReport {
+    pub scenario: &'static str,
+    pub params: MeetingParams,
+    pub machine: Machine,
+    pub meeting_id: String,
+    /// Publishers to subscribers through the relay. `pairs` counts receiving connections (subscribers, and
+    /// with several publishers the other publishers too); `cpu_s` is the relay process's.
+    pub relay: PhaseReport,
+    /// The same publishers' frames sent straight to as many receivers over plain QUIC; `cpu_s` is the
+    /// generator thread's (the sender alone), so `cpu_s_per_delivered_gb` is the sender's per sent GB.
+    pub direct: Option<PhaseReport>,
+    /// relay.cpu_s_per_delivered_gb / direct.generator_cpu_s_per_sent_gb: what the relay spends per GB it
+    /// delivers over what one QUIC sender spends per GB it sends to as many receivers. The relay also
+    /// receives each frame once (1/N of the bytes), so at large N 1.0 means fan-out through the relay
+    /// costs what sending the copies does.
+    pub relay_cpu_per_delivered_gb_over_direct_sender_cpu_per_sent_gb: Option<f64>,
+    /// How the direct sender's CPU was measured.
+    pub direct_sender_cpu_method: &'static str,
+    /// Every phase delivered exactly what it offered. If false the numbers above do not count.
+    pub valid: bool,
+    /// Reasons to doubt the numbers even when they count.
+    pub notes: Vec<String>,
+}
+
+impl MeetingReport {
+    /// The report for people.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let p = &self.params;
+        let sizes = if p.frame_bytes_min == p.frame_bytes_max {
+            format!("{} B", p.frame_bytes_min)
+        } else {
+            format!(
+                "{}..={} B (uniform, seed {})",
+                p.frame_bytes_min, p.frame_bytes_max, p.seed
+            )
+        };
+        let _ = writeln!(
+            s,
+            "meeting {}: {} publisher(s) -> {} subscribers, {} fps x {sizes} for {} s (keyframe every {} frames), relay {}",
+            self.meeting_id, p.publishers, p.subscribers, p.fps, p.duration_s, p.group_frames, p.relay
+        );
+        let _ = writeln!(
+            s,
+            "machine: {} CPUs online (load average at start: {}); relay pinned to {}, load to {}",
+            self.machine.cpus_online,
+            self.machine.loadavg_at_start,
+            p.pin_relay_cpu.as_deref().unwrap_or("-"),
+            p.pin_load_cpu.as_deref().unwrap_or("-")
+        );
+        if let Some(w) = &p.relay_wrapper {
+            let _ = writeln!(
+                s,
+                "relay wrapper: {w} (profiling run: CPU and RSS include the wrapper)"
+            );
+        }
+        phase_text(&mut s, &self.relay, "receiving connections", "");
+        if let Some(d) = &self.direct {
+            phase_text(
+                &mut s,
+                d,
+                "receiving connections",
+                "sender (generator thread)",
+            );
+        }
+        if let Some(r) = self.relay_cpu_per_delivered_gb_over_direct_sender_cpu_per_sent_gb {
+            let _ = writeln!(
+                s,
+                "relay CPU per delivered GB / direct sender CPU per sent GB: {r:.2}"
+            );
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        if self.valid {
+            let _ = writeln!(s, "result: VALID (delivered == offered in every phase)");
+        } else {
+            let _ = writeln!(
+                s,
+                "result: DOES NOT COUNT: delivered != offered (see missing_frames and errors above)"
+            );
+        }
+        s
+    }
+}
+
+impl Machine {
+    /// This machine now: CPUs online and usable, clock ticks, `/proc/loadavg`.
+    pub fn probe() -> Machine {
+        let cpus_for_load = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let cpus_online = std::process::Command::new("getconf")
+            .arg("_NPROCESSORS_ONLN")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(cpus_for_load);
+        let loadavg_at_start = std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        Machine {
+            cpus_online,
+            cpus_for_load,
+            clk_tck: crate::relay_proc::clock_ticks_per_sec(),
+            loadavg_at_start,
+        }
+    }
+
+    /// The 1-minute load average at start, if it could be read.
+    pub fn load1(&self) -> Option<f64> {
+        self.loadavg_at_start
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+}
+
 /// One phase for people: `receivers` names what [`PhaseReport::pairs`] counts, `direct_cpu` whose CPU
 /// `cpu_s` is in the direct phase.
 pub(crate) fn phase_text(s: &mut String, ph: &PhaseReport, receivers: &str, direct_cpu: &str) {
