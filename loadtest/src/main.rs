@@ -12,6 +12,7 @@
 //! CPU is measured alone; `--pin-relay`/`--pin-load` put it and the load generator on different CPUs.
 #![forbid(unsafe_code)]
 
+mod api;
 mod fanout;
 mod load;
 mod meeting;
