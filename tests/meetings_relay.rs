@@ -693,3 +693,28 @@ async fn a_recording_writes_files_ffmpeg_decodes_and_a_log_and_everyone_is_told(
     .await
     .unwrap();
 }
+
+/// Guards against a newcomer to a large meeting being closed as a slow consumer by its own entry state: the
+/// participants, tracks, whiteboard and chat it is sent on entry count as one item of its control queue.
+#[tokio::test]
+async fn entering_a_meeting_larger_than_the_control_queue_works() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start_with(|l| l.limits.control_queue = Some(4)).await;
+        let m = relay.meeting();
+        let mut readers = Vec::new();
+        for i in 0..12 {
+            let mut g = relay.guest(&m, &format!("guest {i}")).await;
+            // Earlier guests read their control streams, as clients must.
+            readers.push(tokio::spawn(async move {
+                while let Ok(Some(_)) = g.rx.recv().await {}
+            }));
+        }
+        let mut last = relay.guest(&m, "last").await;
+        await_present(&mut last, 12).await;
+        for r in readers {
+            r.abort();
+        }
+    })
+    .await
+    .unwrap();
+}

@@ -74,6 +74,10 @@ pub enum Output {
     Media { conn: ConnId, frame: Frame },
     /// Send `msg` on `conn`'s control stream.
     Send { conn: ConnId, msg: ServerMsg },
+    /// Send these messages on `conn`'s control stream in order, as one item of its control queue: the state
+    /// a client gets when it enters (others present, tracks, whiteboard, chat) can hold thousands of
+    /// messages, and its size says nothing about whether the client reads.
+    SendBatch { conn: ConnId, msgs: Vec<ServerMsg> },
     /// Close `conn` with `code` (after flushing what was already sent to it).
     Close {
         conn: ConnId,

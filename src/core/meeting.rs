@@ -162,10 +162,6 @@ impl MeetingRoom {
         }
     }
 
-    fn send_conn(&mut self, conn: ConnId, msg: ServerMsg) {
-        self.out.push_back(Output::Send { conn, msg });
-    }
-
     fn broadcast(&mut self, msg: ServerMsg) {
         for p in &self.participants {
             if let Some(conn) = p.conn {
@@ -371,8 +367,8 @@ impl MeetingRoom {
         }
         hello.extend(self.whiteboard.snapshot());
         hello.extend(self.chat.replay());
-        for msg in hello {
-            self.send_conn(conn, msg);
+        if !hello.is_empty() {
+            self.out.push_back(Output::SendBatch { conn, msgs: hello });
         }
         self.announce(i, state);
         let tracks: Vec<TrackId> = self

@@ -224,6 +224,7 @@ impl MeetingSim {
                     }
                     p.msgs.push(msg);
                 }
+                Output::SendBatch { conn, msgs } => self.peer(conn).msgs.extend(msgs),
                 Output::Close { conn, code, .. } => {
                     let p = self.peer(conn);
                     assert_eq!(p.closed, None, "{conn:?} closed twice");

@@ -288,16 +288,17 @@ impl AssistRoom {
             PeerState::Resumed
         };
         self.send(role.peer(), ServerMsg::Peer { role, state });
-        let snapshot: Vec<ServerMsg> = self.whiteboard.snapshot().collect();
-        for m in snapshot {
-            self.send(role, m);
-        }
+        let mut msgs: Vec<ServerMsg> = self.whiteboard.snapshot().collect();
         let (held, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.held_chat)
             .into_iter()
             .partition(|(from, _)| *from != role);
         self.held_chat = kept;
-        for (from, text) in held {
-            self.send(role, ServerMsg::Chat { from, text });
+        msgs.extend(
+            held.into_iter()
+                .map(|(from, text)| ServerMsg::Chat { from, text }),
+        );
+        if !msgs.is_empty() {
+            self.out.push_back(Output::SendBatch { conn, msgs });
         }
         if !first {
             self.event(Event::PeerResumed(role));

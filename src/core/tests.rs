@@ -140,6 +140,7 @@ impl Sim {
                     }
                 }
                 Output::Send { conn, msg } => self.msgs.entry(conn).or_default().push(msg),
+                Output::SendBatch { conn, msgs } => self.msgs.entry(conn).or_default().extend(msgs),
                 Output::Close { conn, code, .. } => {
                     self.closed.insert(conn, code);
                 }

@@ -13,6 +13,8 @@ use crate::protocol::{ErrorCode, ServerMsg};
 #[derive(Debug)]
 pub enum ControlOut {
     Msg(ServerMsg),
+    /// Several messages in order, one queue item (a client's entry state).
+    Batch(Vec<ServerMsg>),
     /// Flush what came before, then close the connection with this code.
     Close(ErrorCode, String),
 }

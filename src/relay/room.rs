@@ -353,7 +353,7 @@ fn drain(relay: &Relay, id: SessionId, room: &mut Core, task: &mut Task) -> Inst
                     max_message_bytes: relay.cfg.limits.max_message_bytes.0 as u32,
                 };
                 tracing::info!(session = %id, role = role.as_str(), generation, "peer joined");
-                send(room, task, relay, conn, welcome);
+                send(room, task, relay, conn, ControlOut::Msg(welcome));
             }
             Output::Admitted {
                 conn,
@@ -387,7 +387,7 @@ fn drain(relay: &Relay, id: SessionId, room: &mut Core, task: &mut Task) -> Inst
                     max_file_bytes: mc.max_file_bytes.0,
                     max_tracks: mc.max_tracks_per_presenter,
                 });
-                send(room, task, relay, conn, welcome);
+                send(room, task, relay, conn, ControlOut::Msg(welcome));
             }
             Output::Media { conn, frame } => {
                 let Some(peer) = task.peers.get(&conn) else {
@@ -425,7 +425,10 @@ fn drain(relay: &Relay, id: SessionId, room: &mut Core, task: &mut Task) -> Inst
                     }
                 }
             }
-            Output::Send { conn, msg } => send(room, task, relay, conn, msg),
+            Output::Send { conn, msg } => send(room, task, relay, conn, ControlOut::Msg(msg)),
+            Output::SendBatch { conn, msgs } => {
+                send(room, task, relay, conn, ControlOut::Batch(msgs))
+            }
             Output::Close { conn, code, reason } => {
                 if let Some(peer) = task.peers.remove(&conn) {
                     peer.media.finish();
@@ -475,11 +478,11 @@ fn drain(relay: &Relay, id: SessionId, room: &mut Core, task: &mut Task) -> Inst
 }
 
 /// Queues a control message; a full queue means the peer stopped reading: close it as a slow consumer.
-fn send(room: &mut Core, task: &mut Task, relay: &Relay, conn: ConnId, msg: ServerMsg) {
+fn send(room: &mut Core, task: &mut Task, relay: &Relay, conn: ConnId, msg: ControlOut) {
     let Some(peer) = task.peers.get(&conn) else {
         return;
     };
-    if peer.control.try_send(ControlOut::Msg(msg)).is_err() {
+    if peer.control.try_send(msg).is_err() {
         let code = ErrorCode::SlowConsumer;
         (peer.closer)(code, "control messages not read");
         relay

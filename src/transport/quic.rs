@@ -467,6 +467,7 @@ async fn control_writer(
         while let Some(item) = next.take() {
             match item {
                 ControlOut::Msg(m) => m.encode(&mut buf),
+                ControlOut::Batch(ms) => ms.iter().for_each(|m| m.encode(&mut buf)),
                 ControlOut::Close(code, reason) => {
                     close = Some((code, reason));
                     break;
