@@ -636,6 +636,16 @@ async fn the_host_writes_minutes_into_meeting_records() {
             )
             .await;
         assert_eq!(s, 200, "{v}");
+        // ... but never moved out of meeting records or hidden from the staff who keep the meeting.
+        for change in [
+            json!({ "category": "hardware" }),
+            json!({ "visibility": "private" }),
+        ] {
+            let (s, v) = t1
+                .put(&format!("/api/v1/kb/articles/{article}"), change)
+                .await;
+            assert_eq!((s, code_of(&v)), (403, Some("reserved_category")), "{v}");
+        }
         // ... and deleting it lets the minutes be written again.
         let (s, v) = admin
             .delete(&format!("/api/v1/kb/articles/{article}"))

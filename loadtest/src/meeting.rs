@@ -3,8 +3,9 @@
 //! same publisher sending the same frames straight to N receivers over plain QUIC, so the relay's cost is a
 //! ratio against the cost of sending the copies.
 //!
-//! The meeting is made through the relay's HTTP API with the operator key (`POST /api/v1/meetings`, and
-//! `POST /api/v1/meetings/{id}/join-token` for every publisher after the first). Publishers join with
+//! The meeting is made through the relay's HTTP API by a staff login (`POST /api/v1/meetings`, and
+//! `POST /api/v1/meetings/{id}/join-token` for every publisher after the first): with a relay child, its
+//! first administrator, whose first login the tool completes ([`crate::api::bootstrap_admin`]). Publishers join with
 //! tokens (`Hello::Meeting`) on the generator thread ([`crate::fanout::Generator`]); subscribers join with
 //! the code (`Hello::MeetingCode`), at most `--setup-concurrency` at a time, each step bounded by
 //! `--setup-timeout`. Everyone reads its control stream to the end, so no control queue fills; a
@@ -588,7 +589,11 @@ pub async fn run(args: MeetingArgs) -> anyhow::Result<MeetingReport> {
             .flat_map(|f| [f.to_string(), CHILD_LIMIT.to_string()])
             .collect();
             extra_args.extend(args.relay_arg.iter().cloned());
-            let initial = format!("load-{}", std::process::id());
+            // Unique per run and always past the relay's 10-character minimum (a short pid alone is not).
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let initial = format!("loadtest-{}-{nanos:09}", std::process::id());
             let opts = SpawnOptions {
                 pin_cpu: args.pin_relay.clone(),
                 extra_args,

@@ -257,7 +257,12 @@ impl RelayProc {
         let start_timeout = start_timeout();
         proc.cert_sha256 = match tokio::time::timeout(start_timeout, fp_rx).await {
             Ok(Ok(fp)) => fp,
-            _ => bail!(
+            // Its stdout closed first: it exited (the log says why).
+            Ok(Err(_)) => bail!(
+                "the relay exited before printing its cert-sha256 line; its log:\n{}",
+                proc.log_tail(20)
+            ),
+            Err(_) => bail!(
                 "the relay did not print its cert-sha256 line within {start_timeout:?}; its log:\n{}",
                 proc.log_tail(20)
             ),

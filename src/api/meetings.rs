@@ -437,7 +437,7 @@ pub(crate) async fn join_token(
     let (id, mut m) = visible(&s, &c, &raw).await?;
     if !c.role().is_staff() {
         return Err(ApiError::forbidden(
-            "customers join a meeting with its code (Hello::MeetingCode), not a token",
+            "customers join a meeting with its code, not a join token",
         ));
     }
     if state_of(&s, &mut m).await? == MeetingState::Ended {

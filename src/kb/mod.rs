@@ -38,7 +38,7 @@ pub enum KbError {
     #[error("{0}")]
     Invalid(String),
     /// The category is reserved for meeting records.
-    #[error("the category \"meeting records\" is reserved for meeting minutes")]
+    #[error("the category \"meeting records\" is reserved for meeting minutes: they stay there, public to staff")]
     Reserved,
     /// No such article, or one the caller may not see.
     #[error("no such article")]
@@ -382,7 +382,9 @@ pub async fn update_article(
     }
     if let Some(c) = &upd.category {
         let c = normalize_category(c)?;
-        if c != a.category && is_reserved(&c) && !allow_reserved {
+        // Minutes stay in "meeting records", and nothing else moves in: the meeting links them there.
+        let crosses = is_reserved(&c) != is_reserved(&a.category);
+        if c != a.category && crosses && !allow_reserved {
             return Err(KbError::Reserved);
         }
         a.category = c;
@@ -402,6 +404,10 @@ pub async fn update_article(
             return Err(KbError::Forbidden(
                 "only the author may change an article's visibility",
             ));
+        }
+        if vis != a.visibility && is_reserved(&a.category) && !allow_reserved {
+            // Minutes are for all staff: a private one would hide it from those who keep the meeting.
+            return Err(KbError::Reserved);
         }
         a.visibility = vis;
     }

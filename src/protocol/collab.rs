@@ -323,16 +323,26 @@ impl MeetingWelcome {
     }
 }
 
+/// Invisible characters that change how a name reads: bidirectional overrides and isolates (a name that
+/// shows as `invoiceexe.pdf` but is `invoice` U+202E `fdp.exe`), zero-width characters, the byte-order mark.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
 /// Reduces a file name offered by a peer to a safe base name: the last path component (either slash),
-/// without control characters, leading dots or Windows-reserved characters, at most 255 bytes; `file` when
-/// nothing is left.
+/// without control characters, invisible formatting characters (bidirectional overrides, zero-width),
+/// leading dots or dashes, or Windows-reserved characters, at most 255 bytes; `file` when nothing is left.
 pub fn safe_file_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|'))
+        .filter(|c| !c.is_control() && !is_format(*c))
+        .filter(|c| !matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|'))
         .collect();
-    let trimmed = cleaned.trim().trim_start_matches('.').trim();
+    // No leading dot (hidden files, `..`) or dash (read as an option by tools the file is handed to).
+    let trimmed = cleaned.trim().trim_start_matches(['.', '-']).trim();
     let mut out = String::new();
     for c in trimmed.chars() {
         if out.len() + c.len_utf8() > 255 {
@@ -365,6 +375,10 @@ mod tests {
             ("con:*?.txt", "con.txt"),
             ("日志 2026.log", "日志 2026.log"),
             ("dir/", "file"),
+            ("invoice\u{202E}fdp.exe", "invoicefdp.exe"),
+            ("a\u{200B}b.txt", "ab.txt"),
+            ("--help", "help"),
+            ("-.-x", "x"),
         ] {
             assert_eq!(safe_file_name(given), want, "{given:?}");
         }

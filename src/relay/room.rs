@@ -165,7 +165,7 @@ pub(super) async fn run(
                 let rec = task.recorder.take().expect("a recorder stopped");
                 // The recorder logged why; the meeting goes on and everyone is told.
                 rec.finish(&relay).await;
-                let text = format!("recording stopped: {}", reason.describe());
+                let text = reason.describe().to_string();
                 room.handle_input(clock.now(), Input::Recording { active: false, reason: text });
             }
             _ = &mut sleep => room.handle_timeout(clock.now()),
@@ -287,7 +287,7 @@ async fn recording(
             Ok(rec) => {
                 let dir = rec.dir().to_owned();
                 task.recorder = Some(rec);
-                let reason = "recording started by an administrator".to_string();
+                let reason = "started by an administrator".to_string();
                 room.handle_input(
                     now,
                     Input::Recording {
@@ -301,7 +301,7 @@ async fn recording(
         },
         (false, Some(rec)) => {
             let summary = rec.finish(relay).await;
-            let reason = "recording stopped by an administrator".to_string();
+            let reason = "stopped by an administrator".to_string();
             room.handle_input(
                 now,
                 Input::Recording {

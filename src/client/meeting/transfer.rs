@@ -24,9 +24,12 @@ pub(super) struct Outgoing {
 impl Outgoing {
     pub(super) fn read(path: &Path, to: u32) -> Result<Outgoing, ClientError> {
         let in_file = |e: String| ClientError::Other(format!("{}: {e}", path.display()));
-        let len = std::fs::metadata(path)
-            .map_err(|e| in_file(e.to_string()))?
-            .len();
+        let meta = std::fs::metadata(path).map_err(|e| in_file(e.to_string()))?;
+        // A device or a pipe reports no size and may never end: only regular files are sent.
+        if !meta.is_file() {
+            return Err(in_file("not a regular file".into()));
+        }
+        let len = meta.len();
         if len > MAX_FILE_BYTES {
             return Err(in_file(format!(
                 "{len} bytes; this demo client holds a file in memory and sends at most {MAX_FILE_BYTES}"
