@@ -355,6 +355,24 @@ fn meeting_of(r: MeetingRow, invitees: Vec<i64>) -> Meeting {
     }
 }
 
+/// Meetings not ended whose window closes after `now` (a stored timestamp): id, code, start, end. The server
+/// brings their rooms back at start.
+pub async fn open(
+    store: &Store,
+    now: &str,
+) -> Result<Vec<(String, String, SystemTime, SystemTime)>, MeetingError> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT id, code, starts_at, ends_at FROM meetings WHERE ended_at IS NULL AND ends_at > $1",
+    )
+    .bind(now)
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, code, s, e)| (id, code, parse_stored(&s), parse_stored(&e)))
+        .collect())
+}
+
 /// Meeting `id` (32 lowercase hex digits).
 pub async fn get(store: &Store, id: &str) -> Result<Meeting, MeetingError> {
     let row: Option<MeetingRow> = sqlx::query_as(&format!(

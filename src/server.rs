@@ -109,6 +109,32 @@ fn load_or_create_secret(
     }
 }
 
+/// Brings back the rooms of meetings scheduled before a restart (their codes and tokens keep working); one
+/// that cannot come back is logged and left ended.
+async fn restore_meetings(store: &crate::store::Store, relay: &Arc<Relay>) {
+    let now = crate::store::timestamp(relay.clock.wall());
+    let open = match crate::meetings::open(store, &now).await {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the scheduled meetings; they are not restored");
+            return;
+        }
+    };
+    let mut restored = 0;
+    for (id, code, starts_at, ends_at) in open {
+        let Some(sid) = crate::core::SessionId::parse(&id) else {
+            continue;
+        };
+        match relay.restore_meeting(sid, &code, starts_at, ends_at) {
+            Ok(()) => restored += 1,
+            Err(e) => tracing::warn!(meeting = %id, error = %e, "meeting not restored"),
+        }
+    }
+    if restored > 0 {
+        tracing::info!(meetings = restored, "scheduled meetings restored");
+    }
+}
+
 /// A loaded, bound server. See the module documentation.
 pub struct Server {
     pub cfg: Arc<Config>,
@@ -194,6 +220,9 @@ impl Server {
         } else {
             None
         };
+        if cfg.server.relay_enabled {
+            restore_meetings(&accounts.store, &relay).await;
+        }
         let bind_tcp = |addr: SocketAddr, what: &'static str| async move {
             TcpListener::bind(addr)
                 .await

@@ -801,3 +801,48 @@ async fn the_openapi_document_describes_meetings() {
     .await
     .unwrap();
 }
+
+/// Guards against a restart silently ending every meeting scheduled ahead: its room, code and tokens come back.
+#[tokio::test]
+async fn a_scheduled_meeting_survives_a_restart() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let admin = api::admin(&relay).await;
+        let t1 = api::user(&admin, "t1", "technician").await;
+        let starts = relay.clock.wall() + Duration::from_secs(3600);
+        let m = meeting(
+            &t1,
+            json!({ "topic": "next week", "starts_at": rfc3339(starts), "duration_minutes": 30 }),
+        )
+        .await;
+        let id = id_of(&m);
+        let relay = relay.restart().await;
+        let t1 = api::session(&relay.api, "t1", api::PASSWORD).await;
+        let (s, v) = t1.get(&format!("/api/v1/meetings/{id}")).await;
+        assert_eq!((s, v["state"].as_str()), (200, Some("scheduled")), "{v}");
+        // The code is still the meeting's (not yet valid), and the host's token still enters.
+        let early = relay
+            .join_as(
+                "127.0.0.1:0",
+                Hello::MeetingCode {
+                    code: m["code"].as_str().unwrap().to_string(),
+                    name: "early".into(),
+                },
+            )
+            .await;
+        assert_eq!(refused(early), ErrorCode::MeetingNotStarted);
+        let host = relay
+            .join_as(
+                "127.0.0.1:0",
+                Hello::Meeting {
+                    token: m["host_token"].as_str().unwrap().to_string(),
+                    name: "Host".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(welcomed_as(&host), MeetingRole::Host);
+    })
+    .await
+    .unwrap();
+}

@@ -133,6 +133,34 @@ impl CodeBook {
         }
     }
 
+    /// Puts back a code issued before a restart (a scheduled meeting's), unless it is taken or the cap is
+    /// reached.
+    pub fn restore(
+        &self,
+        code: &str,
+        session: SessionId,
+        not_before: Instant,
+        expires_at: Instant,
+        multi_use: bool,
+    ) -> Result<(), PairingError> {
+        let _issuing = self.issuing.lock().unwrap_or_else(|e| e.into_inner());
+        if self.live.len() >= self.max_live {
+            return Err(PairingError::TooManyCodes);
+        }
+        match self.live.entry(code.to_string()) {
+            dashmap::Entry::Vacant(v) => {
+                v.insert(Live {
+                    session,
+                    expires_at,
+                    not_before,
+                    multi_use,
+                });
+                Ok(())
+            }
+            dashmap::Entry::Occupied(_) => Err(PairingError::CodeUsed),
+        }
+    }
+
     /// Redeems a code typed by a person (spaces and dashes are ignored). Single-use.
     pub fn redeem(&self, now: Instant, typed: &str) -> Result<SessionId, PairingError> {
         match self.redeem_if(now, typed, |_| Some(())) {

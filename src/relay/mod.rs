@@ -360,6 +360,32 @@ impl Relay {
         })
     }
 
+    /// Brings back a meeting scheduled before a restart, with its id and code (join tokens stay valid: the
+    /// token key is kept in the data directory). Its participants, whiteboard and chat are not kept.
+    pub fn restore_meeting(
+        self: &Arc<Self>,
+        id: SessionId,
+        code: &str,
+        starts_at: SystemTime,
+        ends_at: SystemTime,
+    ) -> Result<(), RelayError> {
+        let wall = self.clock.wall();
+        let now = self.clock.now();
+        let at = |t: SystemTime| match t.duration_since(wall) {
+            Ok(d) => now + d,
+            Err(_) => now,
+        };
+        if ends_at <= wall || self.rooms.contains_key(&id) {
+            return Err(RelayError::SessionNotFound);
+        }
+        self.codes
+            .restore(code, id, at(starts_at), at(ends_at), true)?;
+        let room = MeetingRoom::new(self.meeting_cfg.clone(), at(starts_at), at(ends_at));
+        self.start_room(id, code, ends_at, room::Core::Meeting(room));
+        self.metrics.meetings_active.inc();
+        Ok(())
+    }
+
     /// A join token for a staff member entering meeting `id` as `role`, valid until `expires_at`.
     pub fn meeting_token(
         &self,

@@ -50,8 +50,19 @@ impl TestRelay {
 
     /// Starts a relay whose config layer `tweak` may change.
     pub async fn start_with(tweak: impl FnOnce(&mut ConfigLayer)) -> TestRelay {
+        TestRelay::start_in(tempfile::tempdir().unwrap(), tweak).await
+    }
+
+    /// Shuts the server down gracefully and starts a new one on the same data directory (defaults), as an
+    /// operator's restart does.
+    pub async fn restart(self) -> TestRelay {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+        TestRelay::start_in(self._dir, |_| {}).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut ConfigLayer)) -> TestRelay {
         init_tracing();
-        let dir = tempfile::tempdir().unwrap();
         let mut layer = ConfigLayer::default();
         layer.server.data_dir = Some(dir.path().join("data"));
         for a in [
