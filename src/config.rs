@@ -309,7 +309,8 @@ section! {
 section! {
     /// `[meeting]`: meetings, their collaboration channels (also used by remote-assist sessions) and recording.
     MeetingLayer => MeetingSettings {
-        /// Participants a meeting admits at once (counting those away and allowed to come back).
+        /// Participants a meeting admits at once (counting those away and allowed to come back); past it guests
+        /// (code entries) are refused, staff with a join token still enter.
         max_participants: usize = 100, env = "ASSIST_RELAY_MEETING_MAX_PARTICIPANTS", flag = "meeting-max-participants";
         /// Screen-share tracks one presenter may publish at once (1 to 16).
         max_tracks_per_presenter: u32 = 4, env = "ASSIST_RELAY_MEETING_MAX_TRACKS_PER_PRESENTER", flag = "meeting-max-tracks-per-presenter";
@@ -492,15 +493,26 @@ impl Config {
             return bad("rates must be positive".into());
         }
         let m = &self.meeting;
-        if !(1..=crate::core::TRACKS_PER_PARTICIPANT).contains(&m.max_tracks_per_presenter)
-            || m.max_participants == 0
-            || m.max_transfers == 0
-            || m.recording_queue == 0
-        {
-            return bad(
-                "meeting.max_tracks_per_presenter must be 1..=16; meeting.max_participants, max_transfers and recording_queue at least 1"
-                    .into(),
-            );
+        if !(1..=crate::core::TRACKS_PER_PARTICIPANT).contains(&m.max_tracks_per_presenter) {
+            return bad(format!(
+                "meeting.max_tracks_per_presenter must be 1..=16, not {}",
+                m.max_tracks_per_presenter
+            ));
+        }
+        for (name, v) in [
+            ("meeting.max_participants", m.max_participants),
+            ("meeting.max_transfers", m.max_transfers),
+            ("meeting.recording_queue", m.recording_queue),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        if m.default_duration.0 > m.max_duration.0 {
+            return bad(format!(
+                "meeting.default_duration ({}) must not exceed meeting.max_duration ({})",
+                m.default_duration, m.max_duration
+            ));
         }
         if crate::store::parse_utc_offset(&self.tickets.time_zone).is_none() {
             return bad(format!(

@@ -118,6 +118,14 @@ impl Meeting {
     }
 }
 
+/// A span in whole days when it is one ("90 days", not "2months 29days 2h 52m 48s"), else as humantime.
+fn in_days(d: Duration) -> String {
+    match d.as_secs() {
+        s if s > 0 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        _ => humantime::format_duration(d).to_string(),
+    }
+}
+
 /// A time column as written by [`crate::store::timestamp`] (the epoch if it is somehow not one).
 fn parse_stored(s: &str) -> SystemTime {
     humantime::parse_rfc3339(s).unwrap_or(UNIX_EPOCH)
@@ -158,7 +166,7 @@ pub fn window(
             if t.duration_since(now).unwrap_or_default() > cfg.max_schedule_ahead.0 {
                 return Err(invalid(format!(
                     "starts_at: at most {} ahead",
-                    humantime::format_duration(cfg.max_schedule_ahead.0)
+                    in_days(cfg.max_schedule_ahead.0)
                 )));
             }
             t

@@ -307,7 +307,9 @@ impl MeetingRoom {
                 (i, ParticipantState::Back)
             }
             None => {
-                if self.participants.len() >= self.cfg.max_participants {
+                // Only guests are refused: a code anyone may hold must not lock the host or staff out.
+                let guest = entry.origin.is_some();
+                if guest && self.participants.len() >= self.cfg.max_participants {
                     self.out.push_back(Output::Close {
                         conn,
                         code: ErrorCode::MeetingFull,

@@ -794,3 +794,15 @@ fn an_early_visit_does_not_end_a_meeting_before_its_start() {
     room.handle_timeout(starts + config().idle_timeout);
     assert_eq!(room.is_ended(), Some(EndReason::IdleTimeout));
 }
+
+/// Guards against anyone with the code locking the host out: a full meeting refuses guests, not staff.
+#[test]
+fn a_full_meeting_refuses_guests_but_lets_staff_in() {
+    let mut s = MeetingSim::with(|c| c.max_participants = 2);
+    s.enter(VIEWER, "guest@10.0.0.1", Participant);
+    s.enter(LATE, "guest@10.0.0.2", Participant);
+    s.enter_with(ConnId(41), "guest@10.0.0.3", Participant, None);
+    assert_eq!(s.closed(ConnId(41)), Some(ErrorCode::MeetingFull));
+    let host = s.enter(HOST, "user:1", Host);
+    assert_eq!(s.peers[&HOST].admitted, Some((host, Host)));
+}

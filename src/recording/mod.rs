@@ -19,7 +19,8 @@
 //! - `track-<id>.ivf` (VP8, VP9, AV1; IVF timebase microseconds) or `track-<id>.h264` (raw Annex B, which
 //!   stores no timestamps), one per track, `<id>` the room-wide track id. A file is created at its track's
 //!   first keyframe: frames before it are skipped, so every file starts decodable. The pts of a frame is its
-//!   capture timestamp minus that of the file's first frame, forced to increase. A track whose codec changes
+//!   capture timestamp minus that of the file's first frame, forced to increase; when a publisher's clock restarts
+//!   (it came back on a new connection) the file goes on one frame interval after its last frame. A track whose codec changes
 //!   closes its file and opens `track-<id>-2.<ext>` (then `-3`, ...) at its next keyframe in the new codec.
 //!   A frame whose header is malformed, or that the output format refuses, is skipped and its track waits for
 //!   its next keyframe, so a gap never reaches a decoder.

@@ -17,6 +17,11 @@ use crate::core::{Frame, TrackId};
 use crate::media::{MediaError, MediaFrame, MediaWriter};
 use crate::protocol::{FrameHeader, FRAME_HEADER_LEN};
 
+/// A capture time this far behind the file's last frame means the publisher's clock restarted.
+const CLOCK_RESET_US: u64 = 100_000;
+/// Where a file goes on after such a restart: one frame interval at 30 frames/s.
+const REBASE_GAP_US: u64 = 33_333;
+
 /// Quota bytes kept aside for the `recording_stopped` line, so a recording stopped by its quota still ends
 /// with it. That line is under 400 bytes: its numbers are bounded and its error message is cut to
 /// [`MAX_ERROR_CHARS`].
@@ -225,7 +230,15 @@ impl Writer {
             .get_mut(&frame.track)
             .expect("the track was opened");
         let file = track.file.as_mut().expect("the file was opened");
-        let raw = header.capture_ts_us.saturating_sub(file.first_ts_us);
+        let mut raw = header.capture_ts_us.saturating_sub(file.first_ts_us);
+        let behind =
+            header.capture_ts_us < file.first_ts_us || raw + CLOCK_RESET_US < file.last_pts_us;
+        if file.writer.frames_written() > 0 && behind {
+            // The publisher's clock restarted (it came back on a new connection): the file goes on one
+            // frame interval after its last frame instead of running backwards.
+            raw = file.last_pts_us + REBASE_GAP_US;
+            file.first_ts_us = header.capture_ts_us.saturating_sub(raw);
+        }
         let pts_us = if file.writer.frames_written() == 0 {
             0
         } else {

@@ -350,6 +350,7 @@ impl Relay {
         let room = MeetingRoom::new(self.meeting_cfg.clone(), at(starts_at), at(ends_at));
         self.start_room(id, &code.code, ends_at, room::Core::Meeting(room));
         self.metrics.meetings_active.inc();
+        self.metrics.codes_issued.inc();
         tracing::info!(meeting = %id, "meeting created");
         Ok(NewMeeting {
             id,
