@@ -208,7 +208,8 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
         .unwrap();
     assert!(!tpin.status.success());
     assert!(!String::from_utf8_lossy(&tpin.stdout).contains("code:"));
-    let ready = {
+    // The withdrawn session's room ends just after the DELETE is answered: poll (bounded) until it is gone.
+    let readyz = || {
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect(&http).unwrap();
         c.write_all(b"GET /readyz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
@@ -217,6 +218,14 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
         c.read_to_string(&mut text).unwrap();
         text
     };
+    let mut ready = readyz();
+    for _ in 0..100 {
+        if ready.contains("\"sessions\":0") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        ready = readyz();
+    }
     assert!(ready.contains("\"sessions\":0"), "{ready}");
 
     // The demo: the technician prints the code, the customer shares the recording, both exit 0.
