@@ -60,3 +60,26 @@ pub async fn await_present(s: &mut Session, n: usize) {
         }
     }
 }
+
+/// Creates a meeting as `by`; the answer (201 asserted).
+pub async fn meeting(by: &super::api::Api, body: serde_json::Value) -> serde_json::Value {
+    let (s, v) = by.post("/api/v1/meetings", body).await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+pub fn id_of(m: &serde_json::Value) -> String {
+    m["meeting_id"].as_str().unwrap().to_string()
+}
+
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The meeting role a relay WELCOME gave.
+pub fn welcomed_as(s: &assist_relay::client::Session) -> MeetingRole {
+    match &s.welcome {
+        ServerMsg::MeetingWelcome(w) => w.role,
+        other => panic!("expected a meeting welcome, got {other:?}"),
+    }
+}
