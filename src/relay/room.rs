@@ -135,7 +135,7 @@ pub(super) async fn run(
     let cancel = relay.shutdown.clone();
     let mut shutting_down = false;
     loop {
-        let deadline = drain(&relay, id, &mut room, &mut task);
+        let deadline = drain(&relay, id, &mut room, &mut task, clock.now());
         if room.is_ended().is_some() {
             break;
         }
@@ -320,7 +320,8 @@ async fn recording(
 }
 
 /// Carries out outputs until the room asks to sleep; returns when to wake it.
-fn drain(relay: &Relay, id: SessionId, room: &mut Core, task: &mut Task) -> Instant {
+/// `now` is read once per wake-up, not once per delivery (a frame fans out to every subscriber here).
+fn drain(relay: &Relay, id: SessionId, room: &mut Core, task: &mut Task, now: Instant) -> Instant {
     let m = &relay.metrics;
     loop {
         match room.poll_output() {
@@ -393,7 +394,6 @@ fn drain(relay: &Relay, id: SessionId, room: &mut Core, task: &mut Task) -> Inst
                 let Some(peer) = task.peers.get(&conn) else {
                     continue;
                 };
-                let now = relay.clock.now();
                 let (outcome, skipping) = {
                     let mut q = peer.media.lock();
                     let outcome = q.push(now, frame);
