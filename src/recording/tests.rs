@@ -1,5 +1,5 @@
 //! Unit tests of the recorder's pure parts: the drop-to-keyframe gate, the log line format, error
-//! classification. The files, the quota and a full disk are tested end to end in `tests/recording.rs`.
+//! classification. The files, the quota and a full disk are tested end to end in `tests/it/recording.rs`.
 
 use std::io;
 

@@ -2,7 +2,7 @@
 //! its rules, who sees, joins, records, writes minutes and ends a meeting, and that the tokens and codes the
 //! API hands out enter the relay with the right roles.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

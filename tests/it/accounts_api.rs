@@ -1,7 +1,7 @@
 //! Accounts over real HTTP against a real server and SQLite file: bootstrap, login by employee id or e-mail,
 //! first-login enforcement, logout, limits, and administration.
 
-mod common;
+use crate::common;
 
 use common::api::code_of;
 use common::api::{self, ADMIN_PASSWORD, PASSWORD};

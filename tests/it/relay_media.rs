@@ -2,7 +2,7 @@
 //! receiver is isolated and recovers at a keyframe with one keyframe request; hostile input closes only the
 //! offending connection.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

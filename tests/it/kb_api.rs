@@ -2,7 +2,7 @@
 //! search in Chinese and English, hostile queries, private articles that never leak, staff-only access, the
 //! reserved category, upload limits that leave nothing behind, hostile file names and content sniffing.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Pairing, codes, guessing limits, control, resume and shutdown against a real relay on loopback. Time
 //! that matters (code expiry, grace periods) runs on a manual clock.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

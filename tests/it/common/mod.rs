@@ -1,5 +1,4 @@
 //! A real relay on loopback port 0 with a manual clock, and helpers to join it as either role.
-#![allow(dead_code)] // each test binary uses a different subset
 
 pub mod api;
 pub mod meeting;

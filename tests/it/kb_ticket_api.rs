@@ -2,7 +2,7 @@
 //! and ticket attachments with the ticket's permissions and the upload limits. Tickets and their processing
 //! records are made through the tickets endpoints (`POST /api/v1/tickets`, `POST /api/v1/tickets/{id}/records`).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! The `assist-relay` binary as a user runs it (README): `serve` on port 0, the demo technician and customer
 //! as separate processes, a refused code, SIGTERM, and the meeting demo.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! What outlives a meeting's room: the host's minutes in the knowledge base, and scheduled meetings across a
 //! server restart.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

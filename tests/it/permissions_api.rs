@@ -2,7 +2,7 @@
 //! means the request passed authorization (any answer but 401/403); "refused" means 403 `forbidden` (or 404
 //! where the existence of the thing must not leak, e.g. a customer asking for another's ticket).
 
-mod common;
+use crate::common;
 
 use common::api::{self, Api};
 use common::*;

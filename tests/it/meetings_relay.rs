@@ -1,7 +1,7 @@
 //! Meetings end to end over QUIC on loopback: fan-out of a shipped recording, late joiners, the whiteboard,
 //! file transfer with resume, rejoining, host actions, and the collaboration channels in a 1:1 session.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! remote-assist session over QUIC), numbering under concurrency and across the business-day boundary,
 //! illegal transitions, messages and internal notes, lists, notifications (stored and streamed).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

@@ -3,7 +3,7 @@
 //! the recording by themselves and say so; a stalled writer makes tracks drop to their next keyframe while
 //! events keep their share of the queue.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
