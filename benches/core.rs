@@ -66,6 +66,7 @@ fn frame(size: usize, now: Instant) -> Frame {
         keyframe: false,
         wire: Bytes::from(vec![0xA5u8; size]),
         received_at: now,
+        origin: Default::default(),
     }
 }
 

@@ -343,6 +343,28 @@ section! {
     }
 }
 
+section! {
+    /// `[webrtc]`: browsers and other WebRTC peers (docs/PROTOCOL.md section 13), all on one UDP port.
+    WebRtcLayer => WebRtcConfig {
+        /// Accept WebRTC peers (`POST /api/v1/rtc`). `false`: that endpoint answers 503 `relay_disabled`.
+        enabled: bool = true, env = "ASSIST_RELAY_WEBRTC_ENABLED", flag = "webrtc-enabled";
+        /// UDP address every WebRTC peer talks to (ICE, DTLS, RTP, data channels).
+        listen: SocketAddr = addr("0.0.0.0:4434"), env = "ASSIST_RELAY_WEBRTC_LISTEN", flag = "webrtc-listen";
+        /// Address put in the ICE candidate: an IP (the bound port is used) or IP:port, e.g. the public address
+        /// of a NAT in front of a private bind address. Empty: the bound address, or 127.0.0.1 when bound to
+        /// the unspecified address.
+        advertise: String = String::new(), env = "ASSIST_RELAY_WEBRTC_ADVERTISE", flag = "webrtc-advertise";
+        /// WebRTC peers connected at once; further offers answer 503 `busy`.
+        max_peers: usize = 2000, env = "ASSIST_RELAY_WEBRTC_MAX_PEERS", flag = "webrtc-max-peers";
+        /// Largest SDP offer accepted (413 `payload_too_large`).
+        max_offer_bytes: ByteSize = ByteSize(64 << 10), env = "ASSIST_RELAY_WEBRTC_MAX_OFFER_BYTES", flag = "webrtc-max-offer-bytes";
+        /// Receiving video m-lines a peer may use at once (shares it can show); further ones are not used.
+        max_recv_tracks: u32 = 8, env = "ASSIST_RELAY_WEBRTC_MAX_RECV_TRACKS", flag = "webrtc-max-recv-tracks";
+        /// UDP datagrams queued for one peer's task; past it they are dropped (and counted), as a network would.
+        packet_queue: usize = 512, env = "ASSIST_RELAY_WEBRTC_PACKET_QUEUE", flag = "webrtc-packet-queue";
+    }
+}
+
 /// Every section, as read from one source.
 #[derive(Debug, Clone, Default, PartialEq, clap::Args, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -363,6 +385,8 @@ pub struct ConfigLayer {
     pub tickets: TicketsLayer,
     #[command(flatten)]
     pub meeting: MeetingLayer,
+    #[command(flatten)]
+    pub webrtc: WebRtcLayer,
 }
 
 /// The resolved configuration the server runs with.
@@ -376,6 +400,7 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub tickets: TicketsConfig,
     pub meeting: MeetingSettings,
+    pub webrtc: WebRtcConfig,
 }
 
 /// Why the configuration could not be used.
@@ -410,6 +435,7 @@ impl ConfigLayer {
             accounts: self.accounts.merge(over.accounts),
             tickets: self.tickets.merge(over.tickets),
             meeting: self.meeting.merge(over.meeting),
+            webrtc: self.webrtc.merge(over.webrtc),
         }
     }
 
@@ -423,6 +449,7 @@ impl ConfigLayer {
             accounts: AccountsLayer::defaults(),
             tickets: TicketsLayer::defaults(),
             meeting: MeetingLayer::defaults(),
+            webrtc: WebRtcLayer::defaults(),
         }
     }
 
@@ -452,6 +479,7 @@ impl ConfigLayer {
             accounts: self.accounts.resolve(),
             tickets: self.tickets.resolve(),
             meeting: self.meeting.resolve(),
+            webrtc: self.webrtc.resolve(),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -491,6 +519,22 @@ impl Config {
         }
         if self.session.input_rate <= 0.0 || self.pairing.global_failures_per_sec <= 0.0 {
             return bad("rates must be positive".into());
+        }
+        let w = &self.webrtc;
+        if w.max_peers == 0 || w.packet_queue == 0 || !(1..=64).contains(&w.max_recv_tracks) {
+            return bad(
+                "webrtc.max_peers and webrtc.packet_queue must be at least 1, webrtc.max_recv_tracks 1..=64"
+                    .into(),
+            );
+        }
+        if !w.advertise.is_empty()
+            && w.advertise.parse::<std::net::IpAddr>().is_err()
+            && w.advertise.parse::<SocketAddr>().is_err()
+        {
+            return bad(format!(
+                "webrtc.advertise must be an IP address or IP:port, not {:?}",
+                w.advertise
+            ));
         }
         let m = &self.meeting;
         if !(1..=crate::core::TRACKS_PER_PARTICIPANT).contains(&m.max_tracks_per_presenter) {

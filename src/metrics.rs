@@ -3,8 +3,8 @@
 //! roles); never a session, peer or address.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Metrics of the relay: sessions, codes, forwarding, input, connections.
@@ -32,6 +32,93 @@ pub struct RelayMetrics {
     pub file_bytes: IntCounter,
     pub recordings_active: IntGauge,
     pub recordings_stopped: IntCounterVec,
+    pub webrtc: WebRtcMetrics,
+}
+
+/// Metrics of the WebRTC transport (docs/PROTOCOL.md section 13).
+#[derive(Debug, Clone)]
+pub struct WebRtcMetrics {
+    /// Peer connections by state: `connecting` (answered, ICE/DTLS not done), `connected`.
+    pub peers: IntGaugeVec,
+    /// Peers that never connected or lost their connection, by kind: `ice` (no connectivity, or consent lost),
+    /// `dtls` (handshake or channel failure), `no_control_channel`.
+    pub failures: IntCounterVec,
+    pub rtp_packets: IntCounterVec,
+    pub rtp_bytes: IntCounterVec,
+    pub nacks: IntCounterVec,
+    pub plis: IntCounterVec,
+    pub channel_messages: IntCounterVec,
+    pub bridged_frames: IntCounterVec,
+    pub dropped_datagrams: IntCounterVec,
+}
+
+impl WebRtcMetrics {
+    fn register(r: &Registry) -> WebRtcMetrics {
+        let peers = IntGaugeVec::new(
+            Opts::new(
+                "assist_relay_webrtc_peers",
+                "WebRTC peer connections now, by state: connecting, connected",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(peers.clone()))
+            .expect("registered once");
+        WebRtcMetrics {
+            peers,
+            failures: counter_vec(
+                r,
+                "webrtc_failures_total",
+                "WebRTC peers that failed, by kind: ice (no connectivity or consent lost), dtls, \
+                 no_control_channel",
+                "kind",
+            ),
+            rtp_packets: counter_vec(
+                r,
+                "webrtc_rtp_packets_total",
+                "RTP packets, by direction: in (from publishers), out (to receivers, retransmissions included)",
+                "direction",
+            ),
+            rtp_bytes: counter_vec(
+                r,
+                "webrtc_rtp_bytes_total",
+                "RTP payload bytes, by direction: in, out",
+                "direction",
+            ),
+            nacks: counter_vec(
+                r,
+                "webrtc_nacks_total",
+                "NACKs, by direction: received (from receivers), sent (to publishers)",
+                "direction",
+            ),
+            plis: counter_vec(
+                r,
+                "webrtc_plis_total",
+                "Keyframe requests (PLI or FIR), by direction: received (from a receiver; passed to the room's \
+                 throttle, see keyframe_requests_total), sent (to a publisher, after the throttle)",
+                "direction",
+            ),
+            channel_messages: counter_vec(
+                r,
+                "webrtc_channel_messages_total",
+                "Control data-channel messages, by direction: in, out",
+                "direction",
+            ),
+            bridged_frames: counter_vec(
+                r,
+                "webrtc_bridged_frames_total",
+                "Frames that crossed between transports, by direction: quic_to_webrtc, webrtc_to_quic",
+                "direction",
+            ),
+            dropped_datagrams: counter_vec(
+                r,
+                "webrtc_dropped_datagrams_total",
+                "UDP datagrams on the WebRTC port not given to any peer, by reason: unknown_source (not a STUN \
+                 request for a known peer: garbage or stray), queue_full (the peer's task is behind), oversized",
+                "reason",
+            ),
+        }
+    }
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -151,6 +238,7 @@ impl RelayMetrics {
                 "Recordings stopped, by reason: requested (also when the meeting ends), quota, disk_full, io_error",
                 "reason",
             ),
+            webrtc: WebRtcMetrics::register(r),
         }
     }
 }

@@ -30,6 +30,7 @@ use crate::relay::Relay;
 use crate::store::Store;
 use crate::tickets::desk::Desk;
 use crate::tickets::notify::Hub;
+use crate::transport::webrtc::WebRtc;
 use crate::transport::{quic, tls, varint};
 
 /// After `server.shutdown_grace`, how long the last closes and HTTP requests get before they are cut.
@@ -143,6 +144,7 @@ pub struct Server {
     pub relay: Arc<Relay>,
     pub registry: prometheus::Registry,
     endpoint: Option<quinn::Endpoint>,
+    webrtc: Option<Arc<WebRtc>>,
     http: TcpListener,
     metrics: TcpListener,
     cert_sha256: [u8; 32],
@@ -220,6 +222,18 @@ impl Server {
         } else {
             None
         };
+        let webrtc = if cfg.server.relay_enabled && cfg.webrtc.enabled {
+            let addr = cfg.webrtc.listen;
+            Some(
+                WebRtc::bind(&cfg, relay.clone()).map_err(|e| ServerError::Bind {
+                    what: "WebRTC",
+                    addr,
+                    source: e,
+                })?,
+            )
+        } else {
+            None
+        };
         if cfg.server.relay_enabled {
             restore_meetings(&accounts.store, &relay).await;
         }
@@ -250,6 +264,7 @@ impl Server {
             relay,
             registry,
             endpoint,
+            webrtc,
             http,
             metrics,
             cert_sha256,
@@ -257,6 +272,7 @@ impl Server {
         };
         tracing::info!(
             quic = %server.quic_addr().map_or("disabled".to_string(), |a| a.to_string()),
+            webrtc = %server.webrtc_addr().map_or("disabled".to_string(), |a| a.to_string()),
             http = %server.http_addr(),
             metrics = %server.metrics_addr(),
             cert_sha256 = %tls::fingerprint_hex(&cert_sha256),
@@ -271,6 +287,10 @@ impl Server {
         self.endpoint
             .as_ref()
             .map(|e| e.local_addr().expect("bound socket"))
+    }
+    /// The bound WebRTC UDP address (`None` when the relay or WebRTC is disabled).
+    pub fn webrtc_addr(&self) -> Option<SocketAddr> {
+        self.webrtc.as_ref().map(|w| w.local_addr())
     }
     pub fn http_addr(&self) -> SocketAddr {
         self.http.local_addr().expect("bound socket")
@@ -309,7 +329,11 @@ impl Server {
             operator_key: self.operator_key.clone(),
             quic_advertise: self.advertised_quic(),
             cert_sha256: tls::fingerprint_hex(&self.cert_sha256),
+            webrtc: self.webrtc.clone(),
         });
+        if let Some(w) = &self.webrtc {
+            w.spawn(cancel.clone());
+        }
         let metrics = crate::api::metrics_router(self.registry.clone());
         self.relay.spawn_sweeper();
         let write_back_stop = CancellationToken::new();

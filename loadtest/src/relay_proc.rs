@@ -216,6 +216,8 @@ impl RelayProc {
             .arg(http.to_string())
             .arg("--metrics-listen")
             .arg(metrics.to_string())
+            .arg("--webrtc-listen")
+            .arg("127.0.0.1:0")
             .args(&opts.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -10,6 +10,8 @@
 //! - [`notify`]: notifications, listed and streamed (Server-Sent Events);
 //! - [`kb`]: the knowledge base; [`attachments`]: files of tickets and articles;
 //! - [`meetings`]: scheduled meetings, joining, recording, minutes;
+//! - [`rtc`]: WebRTC signaling (an SDP offer in, the answer out) for browsers;
+//! - [`web`]: the browser pages (customer, technician, meeting), embedded in the binary;
 //! - `GET /healthz` (alive), `GET /readyz` (accepting sessions).
 //!
 //! Metrics are served by [`metrics_router`] on their own listener.
@@ -22,8 +24,10 @@ pub mod kb;
 pub mod meetings;
 pub mod notify;
 pub mod openapi;
+pub mod rtc;
 pub mod serve;
 pub mod tickets;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -59,6 +63,8 @@ pub struct ApiState {
     pub operator_key: String,
     pub quic_advertise: String,
     pub cert_sha256: String,
+    /// The WebRTC endpoint (`None` when the relay or WebRTC is disabled).
+    pub webrtc: Option<Arc<crate::transport::webrtc::WebRtc>>,
 }
 
 /// An error answered as JSON.
@@ -353,6 +359,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(kb::routes())
         .merge(attachments::routes())
         .merge(meetings::routes())
+        .merge(rtc::routes())
+        .merge(web::routes())
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, assist, attachments, auth, kb, meetings, notify, tickets};
+use super::{admin, assist, attachments, auth, kb, meetings, notify, rtc, tickets};
 
 struct Security;
 
@@ -26,7 +26,10 @@ fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
             .into()
     };
     for (path, item) in doc.paths.paths.iter_mut() {
-        let public = matches!(path.as_str(), "/healthz" | "/readyz" | "/api/v1/auth/login");
+        let public = matches!(
+            path.as_str(),
+            "/healthz" | "/readyz" | "/api/v1/auth/login" | "/api/v1/rtc/{peer}"
+        );
         let ops = [
             &mut item.get,
             &mut item.post,
@@ -73,6 +76,18 @@ impl Modify for Security {
             ),
         );
         c.add_security_scheme(
+            "code_or_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "the secret of the HELLO mode named by `as`: an authorization or meeting code, a join \
+                         token or a resume token (docs/PROTOCOL.md section 13.1)",
+                    ))
+                    .build(),
+            ),
+        );
+        c.add_security_scheme(
             "operator_key",
             SecurityScheme::Http(
                 HttpBuilder::new()
@@ -104,6 +119,7 @@ impl Modify for Security {
         attachments::list_article, attachments::download,
         meetings::create_meeting, meetings::list_meetings, meetings::get_meeting, meetings::join_token,
         meetings::set_recording, meetings::write_minutes, meetings::end_meeting,
+        rtc::connect, rtc::disconnect,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail,
         crate::kb::Article, crate::kb::NewArticle, crate::kb::ArticleUpdate, crate::kb::ArticlePage,
@@ -112,7 +128,7 @@ impl Modify for Security {
         crate::meetings::MeetingState, meetings::NewMeetingRequest, meetings::MeetingView,
         meetings::CreatedMeeting, meetings::RecordingInfo, meetings::JoinRole, meetings::JoinToken,
         meetings::RecordingRequest, meetings::RecordingStatus, meetings::MinutesRequest,
-        meetings::MinutesCreated))
+        meetings::MinutesCreated, rtc::RtcMode))
 )]
 pub struct ApiDoc;
 

@@ -8,6 +8,7 @@ pub mod meeting;
 pub mod screen;
 pub mod script;
 pub mod technician;
+pub mod webrtc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

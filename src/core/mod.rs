@@ -31,6 +31,15 @@ pub use throttle::{IntervalThrottle, Throttled, TokenBucket};
 use bytes::Bytes;
 use std::time::Instant;
 
+/// The kind of connection a frame came in on. The core ignores it; the transports count frames that cross
+/// from one kind to the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    #[default]
+    Quic,
+    WebRtc,
+}
+
 /// One encoded frame as the relay carries it.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -43,4 +52,5 @@ pub struct Frame {
     pub wire: Bytes,
     /// When the relay finished reading it, for the forwarding-latency histogram.
     pub received_at: Instant,
+    pub origin: Origin,
 }

@@ -19,6 +19,7 @@ pub(crate) fn frame(group: u64, seq: u64, keyframe: bool, len: usize) -> Frame {
         keyframe,
         wire: Bytes::from(vec![0u8; len]),
         received_at: Instant::now(),
+        origin: Default::default(),
     }
 }
 

@@ -201,6 +201,13 @@ pub enum ServerMsg {
         state: FileState,
         offset: u64,
     },
+    /// 0xA0, WebRTC clients only: the m-line `mid` carries `track` (empty `mid`: the track has no m-line).
+    TrackMid { track: u32, mid: String },
+    /// 0xA1, WebRTC clients only: the relay closes this peer with `code`; the last message it sends.
+    Close {
+        code: super::ErrorCode,
+        reason: String,
+    },
 }
 
 /// Presence of the other side, in PEER messages.
@@ -632,6 +639,14 @@ impl ServerMsg {
                 b.put_u8(*state as u8);
                 b.put_u64(*offset);
             }),
+            ServerMsg::TrackMid { track, mid } => frame(buf, 0xa0, |b| {
+                b.put_u32(*track);
+                put_str(b, mid);
+            }),
+            ServerMsg::Close { code, reason } => frame(buf, 0xa1, |b| {
+                b.put_u32(*code as u32);
+                put_str(b, reason);
+            }),
         }
     }
 
@@ -712,6 +727,15 @@ impl ServerMsg {
                 reference: r.u32()?,
                 state: FileState::decode(&mut r)?,
                 offset: r.u64()?,
+            },
+            0xa0 => ServerMsg::TrackMid {
+                track: r.u32()?,
+                mid: r.str()?,
+            },
+            0xa1 => ServerMsg::Close {
+                code: super::ErrorCode::from_u32(r.u32()?)
+                    .ok_or(DecodeError::Invalid("error code"))?,
+                reason: r.str()?,
             },
             other => return Err(DecodeError::UnknownType(other)),
         };

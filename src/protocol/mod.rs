@@ -132,6 +132,10 @@ error_codes! {
     Unauthorized = 0x41, "unauthorized";
     /// the request body is too large
     PayloadTooLarge = 0x42, "payload_too_large";
+    /// the SDP offer could not be used
+    InvalidOffer = 0x43, "invalid_offer";
+    /// the offer has no codec the relay forwards (VP8, H.264)
+    UnsupportedCodec = 0x44, "unsupported_codec";
     /// the server is at capacity; try again later
     Busy = 0x50, "busy";
     /// internal error

@@ -446,6 +446,11 @@ impl Relay {
         self.ended.subscribe()
     }
 
+    /// Fills `buf` from the system's secure random source.
+    pub(crate) fn fill_random(&self, buf: &mut [u8]) {
+        self.rng.fill(buf).expect("system randomness");
+    }
+
     pub fn next_conn_id(&self) -> ConnId {
         ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
     }

@@ -9,7 +9,7 @@ use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::mpsc;
 
 use super::{FILE_PRIORITY, MEDIA_PRIORITY};
-use crate::core::{ConnId, Popped};
+use crate::core::{ConnId, Origin, Popped};
 use crate::protocol::{stream_code, ErrorCode, FileStreamHeader, GroupHeader};
 use crate::relay::room::FileRouteReply;
 use crate::relay::{FilePipe, MediaSlot, Relay, RoomMsg};
@@ -142,6 +142,7 @@ pub(super) async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<
             }
         };
         let len = frame.wire.len() as u64;
+        let origin = frame.origin;
         let written = tokio::select! {
             r = open[at].stream.write_chunk(frame.wire) => Some(r),
             _ = reset_declared(&slot) => None,
@@ -152,6 +153,12 @@ pub(super) async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<
                 m.bytes_forwarded.inc_by(len);
                 m.forwarding_latency
                     .observe(frame.received_at.elapsed().as_secs_f64());
+                if origin == Origin::WebRtc {
+                    m.webrtc
+                        .bridged_frames
+                        .with_label_values(&["webrtc_to_quic"])
+                        .inc();
+                }
             }
             Some(Err(_)) => {
                 if conn.close_reason().is_some() {

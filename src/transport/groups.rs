@@ -11,7 +11,7 @@ use bytes::{BufMut, BytesMut};
 use quinn::{Connection, ReadExactError, RecvStream};
 
 use super::quic::{read_err, ConnError};
-use crate::core::Frame;
+use crate::core::{Frame, Origin};
 use crate::protocol::{
     stream_code, FileStreamHeader, FrameHeader, GroupHeader, FRAME_HEADER_LEN, GROUP_HEADER_LEN,
     STREAM_TYPE_FILE,
@@ -128,6 +128,7 @@ async fn read_frame(r: &mut GroupReader, rules: StreamRules) -> Result<Option<Re
         keyframe: fh.keyframe,
         wire: buf.freeze(),
         received_at: Instant::now(),
+        origin: Origin::Quic,
     })))
 }
 

@@ -5,6 +5,7 @@ mod egress;
 pub mod groups;
 pub mod quic;
 pub mod tls;
+pub mod webrtc;
 
 /// Priority of the control stream (input, chat): above every media stream, so input is never stuck behind
 /// frames. Higher is sent first.

@@ -120,8 +120,8 @@ pub fn load_or_create_identity(cfg: &TlsConfig, data_dir: &Path) -> Result<Ident
         return load_pem(Path::new(&cfg.cert_file), Path::new(&cfg.key_file));
     }
     let dir = data_dir.join("tls");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    if !cert.exists() || !key.exists() {
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if !cert_path.exists() || !key_path.exists() {
         let names: Vec<String> = cfg
             .self_signed_names
             .split(',')
@@ -129,18 +129,74 @@ pub fn load_or_create_identity(cfg: &TlsConfig, data_dir: &Path) -> Result<Ident
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
-        let ck = rcgen::generate_simple_self_signed(names)?;
+        let key = RingKey::generate()?;
+        let cert = rcgen::CertificateParams::new(names)?.self_signed(&key)?;
         let io = |path: &Path| {
             let path = path.to_owned();
             move |e| TlsError::Io { path, source: e }
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        crate::server::write_private(&key, ck.signing_key.serialize_pem().as_bytes())
-            .map_err(io(&key))?;
-        std::fs::write(&cert, ck.cert.pem()).map_err(io(&cert))?;
-        tracing::info!(path = %cert.display(), "created self-signed certificate");
+        crate::server::write_private(&key_path, key.pem().as_bytes()).map_err(io(&key_path))?;
+        std::fs::write(&cert_path, cert.pem()).map_err(io(&cert_path))?;
+        tracing::info!(path = %cert_path.display(), "created self-signed certificate");
     }
-    load_pem(&cert, &key)
+    load_pem(&cert_path, &key_path)
+}
+
+/// An ECDSA P-256 key made and used with ring, for rcgen to sign the self-signed certificate with. (rcgen's
+/// own key generation takes whichever crypto backend the dependency graph enabled for it; str0m's DTLS enables
+/// aws-lc-rs, and the relay's TLS stays on ring.)
+struct RingKey {
+    pair: ring::signature::EcdsaKeyPair,
+    pkcs8: Vec<u8>,
+    rng: ring::rand::SystemRandom,
+}
+
+impl RingKey {
+    fn generate() -> Result<RingKey, rcgen::Error> {
+        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING as ALG};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ALG, &rng).map_err(|_| rcgen::Error::RemoteKeyError)?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ALG, pkcs8.as_ref(), &rng)
+            .map_err(|_| rcgen::Error::RemoteKeyError)?;
+        Ok(RingKey {
+            pair,
+            pkcs8: pkcs8.as_ref().to_vec(),
+            rng,
+        })
+    }
+
+    /// The private key as PEM (`PRIVATE KEY`, PKCS#8).
+    fn pem(&self) -> String {
+        let b64 = data_encoding::BASE64.encode(&self.pkcs8);
+        let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str("-----END PRIVATE KEY-----\n");
+        out
+    }
+}
+
+impl rcgen::PublicKeyData for RingKey {
+    fn der_bytes(&self) -> &[u8] {
+        use ring::signature::KeyPair;
+        self.pair.public_key().as_ref()
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for RingKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.pair
+            .sign(&self.rng, msg)
+            .map(|sig| sig.as_ref().to_vec())
+            .map_err(|_| rcgen::Error::RemoteKeyError)
+    }
 }
 
 /// rustls server config for QUIC with the given ALPN.

@@ -82,6 +82,7 @@ fn serve(data: &Path) -> Served {
                 "127.0.0.1:0",
             ])
             .args(["--metrics-listen", "127.0.0.1:0", "--shutdown-grace", "2s"])
+            .args(["--webrtc-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data)
             .env("RUST_LOG", "info")

@@ -4,6 +4,7 @@
 mod common;
 
 mod accounts_api;
+mod browser;
 mod cli;
 mod kb_api;
 mod kb_ticket_api;
@@ -15,3 +16,4 @@ mod recording;
 mod relay_media;
 mod relay_sessions;
 mod tickets_api;
+mod webrtc;

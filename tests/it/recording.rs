@@ -55,6 +55,7 @@ fn relay_frames(name: &str, track: u32) -> Vec<Frame> {
                 keyframe: f.keyframe,
                 wire: header.to_wire(&f.data),
                 received_at: Instant::now(),
+                origin: Default::default(),
             }
         })
         .collect()

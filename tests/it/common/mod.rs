@@ -21,6 +21,8 @@ pub const TEST_LIMIT: Duration = Duration::from_secs(90);
 
 pub struct TestRelay {
     pub quic: SocketAddr,
+    /// The WebRTC UDP address (`None` when disabled).
+    pub webrtc: Option<SocketAddr>,
     pub api: String,
     pub metrics: String,
     pub key: String,
@@ -68,6 +70,7 @@ impl TestRelay {
             &mut layer.server.quic_listen,
             &mut layer.server.http_listen,
             &mut layer.server.metrics_listen,
+            &mut layer.webrtc.listen,
         ] {
             *a = Some("127.0.0.1:0".parse().unwrap());
         }
@@ -79,6 +82,7 @@ impl TestRelay {
             .unwrap();
         let relay = TestRelay {
             quic: server.quic_addr().expect("relay enabled"),
+            webrtc: server.webrtc_addr(),
             api: format!("http://{}", server.http_addr()),
             metrics: format!("http://{}/metrics", server.metrics_addr()),
             key: server.operator_key().to_string(),

@@ -1,0 +1,435 @@
+//! WebRTC peers (str0m, offering as a browser does) against a real relay on loopback, in the same sessions as
+//! QUIC clients: signaling and its refusals, frames both ways byte for byte, input and view-only over the data
+//! channel, keyframe requests both ways, and garbage on the UDP port.
+
+use crate::common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use assist_relay::client::webrtc::{RtcClient, RtcEvent, RtcOptions};
+use assist_relay::client::MediaSender;
+use assist_relay::media::{Codec, MediaFrame, MediaReader, ReadOptions};
+use assist_relay::protocol::message::InputEvent;
+use assist_relay::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use assist_relay::transport::quic::{GroupEvent, GroupOrder, GroupStreams};
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn fixture_frames(name: &str) -> Vec<MediaFrame> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    MediaReader::open(&path, ReadOptions::default())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The NAL units of an H.264 Annex B access unit, without their start codes. RTP carries NAL units, not
+/// start codes, so a frame that crossed WebRTC has 4-byte start codes where the recording may have 3.
+fn nal_units(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(data.len(), |&n| n - 3);
+        let mut nal = &data[s..end];
+        while let [rest @ .., 0] = nal {
+            nal = rest;
+        }
+        out.push(nal);
+    }
+    out
+}
+
+fn opts(send: usize, recv: usize) -> RtcOptions {
+    RtcOptions {
+        send_tracks: send,
+        recv_tracks: recv,
+        ..RtcOptions::default()
+    }
+}
+
+/// A WebRTC customer for session `code`.
+async fn rtc_customer(relay: &TestRelay, code: &str, allow_control: bool) -> RtcClient {
+    let q = format!("as=customer&allow_control={allow_control}");
+    RtcClient::connect(&relay.api, &q, code, &opts(1, 0))
+        .await
+        .unwrap()
+}
+
+/// A WebRTC technician for a session created through the API.
+async fn rtc_technician(relay: &TestRelay, token: &str) -> RtcClient {
+    RtcClient::connect(&relay.api, "as=technician", token, &opts(0, 1))
+        .await
+        .unwrap()
+}
+
+/// Waits for the control channel to open and returns the first control message (the welcome).
+async fn welcome(c: &mut RtcClient) -> ServerMsg {
+    c.wait_msg(WAIT, |m| Some(m.clone()))
+        .await
+        .expect("no welcome on the control channel")
+}
+
+/// Frames a WebRTC peer receives, until `n` have arrived: (keyframe, payload).
+async fn rtc_frames(c: &mut RtcClient, n: usize) -> Vec<(bool, Vec<u8>)> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got.len() < n {
+        match tokio::time::timeout_at(deadline, c.events.recv()).await {
+            Ok(Some(RtcEvent::Frame { keyframe, data, .. })) => got.push((keyframe, data)),
+            Ok(Some(RtcEvent::Closed)) | Ok(None) => {
+                panic!("peer closed after {} frames", got.len())
+            }
+            Ok(Some(_)) => {}
+            Err(_) => panic!("only {} of {n} frames arrived", got.len()),
+        }
+    }
+    got
+}
+
+/// Frames a QUIC viewer receives, until `n` have arrived: (keyframe, payload).
+async fn quic_frames(s: &assist_relay::client::Session, n: usize) -> Vec<(bool, Vec<u8>)> {
+    let mut groups = GroupStreams::new(&s.conn, 16 << 20, GroupOrder::Strict);
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while got.len() < n {
+            if let GroupEvent::Frame(f) = groups.next().await.expect("viewer connection ended") {
+                got.push((f.keyframe, f.wire.slice(24..).to_vec()));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of {n} frames arrived", got.len()));
+    got
+}
+
+/// Sends `frames` from a WebRTC publisher at about 60 fps.
+async fn rtc_publish(c: &RtcClient, frames: &[MediaFrame]) {
+    for f in frames {
+        c.send_frame(0, f.clone()).await;
+        tokio::time::sleep(Duration::from_millis(16)).await;
+    }
+}
+
+#[tokio::test]
+async fn offers_are_answered_or_refused_with_their_status() {
+    let relay = TestRelay::start().await;
+    let s = relay.create().await;
+    let post = |query: &str, auth: &str, ctype: &str, body: String| {
+        let req = reqwest::Client::new()
+            .post(format!("{}/api/v1/rtc?{query}", relay.api))
+            .header("content-type", ctype.to_string())
+            .body(body);
+        let req = if auth.is_empty() {
+            req
+        } else {
+            req.bearer_auth(auth)
+        };
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let v: serde_json::Value = res.json().await.unwrap_or_default();
+            (
+                status,
+                v["error"]["code"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+    let sdp = "application/sdp";
+    assert_eq!(
+        post(
+            "as=customer",
+            &s.code,
+            sdp,
+            "v=0\r\nm=application garbage".into()
+        )
+        .await,
+        (400, "invalid_offer".into())
+    );
+    assert_eq!(
+        post("as=customer", &s.code, sdp, "v=0\r\n".into()).await,
+        (400, "invalid_offer".into())
+    );
+    assert_eq!(
+        post("as=customer", &s.code, "text/plain", "v=0".into()).await,
+        (415, "unsupported_media_type".into())
+    );
+    assert_eq!(
+        post("as=customer", "", sdp, "v=0".into()).await,
+        (401, "unauthorized".into())
+    );
+    assert_eq!(
+        post("as=nobody", &s.code, sdp, "v=0".into()).await,
+        (400, "bad_request".into())
+    );
+    let big = format!("v=0\r\nm=application {}", "x".repeat(70 << 10));
+    assert_eq!(
+        post("as=customer", &s.code, sdp, big).await,
+        (413, "payload_too_large".into())
+    );
+
+    // A well-formed offer with a wrong code, then with a codec the relay does not forward.
+    let wrong = RtcClient::connect(&relay.api, "as=customer", "000000000000", &opts(1, 0)).await;
+    assert!(
+        matches!(&wrong, Err(assist_relay::client::ClientError::Api { status: 403, code, .. }) if code == "code_unknown"),
+        "{:?}",
+        wrong.err()
+    );
+    let vp9 = RtcOptions {
+        codecs: vec![Codec::Vp9],
+        ..opts(0, 1)
+    };
+    let r = RtcClient::connect(&relay.api, "as=technician", &s.technician_token, &vp9).await;
+    assert!(
+        matches!(&r, Err(assist_relay::client::ClientError::Api { status: 422, code, .. }) if code == "unsupported_codec"),
+        "{:?}",
+        r.err()
+    );
+
+    // The technician token still works (the refusals spent nothing), and a second technician is refused.
+    let mut tech = rtc_technician(&relay, &s.technician_token).await;
+    assert!(matches!(
+        welcome(&mut tech).await,
+        ServerMsg::Welcome {
+            peer_present: false,
+            ..
+        }
+    ));
+    let again = RtcClient::connect(
+        &relay.api,
+        "as=technician",
+        &s.technician_token,
+        &opts(0, 1),
+    )
+    .await;
+    assert!(
+        matches!(&again, Err(assist_relay::client::ClientError::Api { status: 409, code, .. }) if code == "role_taken"),
+        "{:?}",
+        again.err()
+    );
+    // DELETE ends the peer; a second DELETE finds nothing.
+    let url = format!("{}{}", relay.api, tech.location);
+    let del = reqwest::Client::new().delete(&url).send().await.unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    let del = reqwest::Client::new().delete(&url).send().await.unwrap();
+    assert_eq!(del.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn browser_customer_frames_reach_a_quic_technician_byte_for_byte() {
+    for (fixture, codec) in [
+        ("screen-vp8-720p.ivf", Codec::Vp8),
+        ("screen-h264-720p.h264", Codec::H264),
+    ] {
+        let relay = TestRelay::start().await;
+        let s = relay.create().await;
+        let tech = relay.technician(&s).await;
+        let mut cust = rtc_customer(&relay, &s.code, false).await;
+        assert!(matches!(
+            welcome(&mut cust).await,
+            ServerMsg::Welcome { .. }
+        ));
+        let frames: Vec<MediaFrame> = fixture_frames(fixture).into_iter().take(60).collect();
+        assert!(frames[0].keyframe && frames.iter().all(|f| f.codec == codec));
+        let (got, ()) = tokio::join!(quic_frames(&tech, 60), rtc_publish(&cust, &frames));
+        for (i, ((keyframe, data), sent)) in got.iter().zip(&frames).enumerate() {
+            assert_eq!(
+                *keyframe, sent.keyframe,
+                "{fixture}: frame {i} keyframe flag"
+            );
+            match codec {
+                Codec::H264 => assert!(
+                    nal_units(data) == nal_units(&sent.data),
+                    "{fixture}: frame {i}'s NAL units differ"
+                ),
+                _ => assert!(data[..] == sent.data[..], "{fixture}: frame {i} differs"),
+            }
+        }
+        assert!(
+            relay
+                .metric("assist_relay_webrtc_bridged_frames_total")
+                .await
+                >= 60.0
+        );
+    }
+}
+
+#[tokio::test]
+async fn quic_customer_frames_reach_a_browser_technician_as_rtp() {
+    let relay = TestRelay::start().await;
+    let s = relay.create().await;
+    let mut tech = rtc_technician(&relay, &s.technician_token).await;
+    welcome(&mut tech).await;
+    let cust = relay.customer(&s.code, true).await.unwrap();
+    let frames: Vec<MediaFrame> = fixture_frames("screen-vp8-720p.ivf")
+        .into_iter()
+        .take(60)
+        .collect();
+    let sender = async {
+        let mut sender = MediaSender::new(cust.conn.clone(), 0);
+        for f in &frames {
+            sender
+                .send(f.codec, f.keyframe, f.pts_us, f.data.clone())
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(16)).await;
+        }
+        sender.flush().await;
+    };
+    let (got, ()) = tokio::join!(rtc_frames(&mut tech, 60), sender);
+    for (i, ((keyframe, data), sent)) in got.iter().zip(&frames).enumerate() {
+        assert_eq!(*keyframe, sent.keyframe, "frame {i} keyframe flag");
+        assert!(data[..] == sent.data[..], "frame {i} differs");
+    }
+}
+
+#[tokio::test]
+async fn data_channel_input_reaches_a_quic_customer_and_view_only_holds() {
+    let relay = TestRelay::start().await;
+    for allow in [true, false] {
+        let s = relay.create().await;
+        let mut tech = rtc_technician(&relay, &s.technician_token).await;
+        welcome(&mut tech).await;
+        let mut cust = relay.customer(&s.code, allow).await.unwrap();
+        tech.wait_msg(WAIT, |m| {
+            matches!(m, ServerMsg::Control { .. }).then_some(())
+        })
+        .await
+        .expect("the technician hears the customer's consent");
+        let click = InputEvent::MouseButton {
+            button: 0,
+            pressed: true,
+            x: 32768,
+            y: 1000,
+        };
+        tech.send(&ClientMsg::Input(click.clone())).await;
+        tech.send(&ClientMsg::Chat("hello from a browser".into()))
+            .await;
+        if allow {
+            let got = expect_msg(&mut cust, |m| matches!(m, ServerMsg::Input(_))).await;
+            assert_eq!(got, ServerMsg::Input(click));
+        } else {
+            let notice = tech
+                .wait_msg(WAIT, |m| match m {
+                    ServerMsg::Notice { code, .. } => Some(*code),
+                    _ => None,
+                })
+                .await;
+            assert_eq!(notice, Some(ErrorCode::InputViewOnly));
+        }
+        // Chat flows either way, and in order after the input.
+        let chat = expect_msg(&mut cust, |m| matches!(m, ServerMsg::Chat { .. })).await;
+        assert!(matches!(chat, ServerMsg::Chat { text, .. } if text == "hello from a browser"));
+        if !allow {
+            // Nothing but chat arrived at the view-only customer.
+            assert!(tokio::time::timeout(Duration::from_millis(300), async {
+                expect_msg(&mut cust, |m| matches!(m, ServerMsg::Input(_))).await
+            })
+            .await
+            .is_err());
+        }
+    }
+}
+
+#[tokio::test]
+async fn keyframe_requests_map_both_ways() {
+    let relay = TestRelay::start().await;
+    // A browser technician's PLI reaches a QUIC customer as KEYFRAME_REQUEST.
+    let s = relay.create().await;
+    let mut tech = rtc_technician(&relay, &s.technician_token).await;
+    welcome(&mut tech).await;
+    let mut cust = relay.customer(&s.code, true).await.unwrap();
+    let frames = fixture_frames("screen-vp8-720p.ivf");
+    let mut sender = MediaSender::new(cust.conn.clone(), 0);
+    for f in frames.iter().take(3) {
+        sender
+            .send(f.codec, f.keyframe, f.pts_us, f.data.clone())
+            .await
+            .unwrap();
+    }
+    rtc_frames(&mut tech, 1).await;
+    tech.request_keyframe(0).await;
+    expect_msg(&mut cust, |m| {
+        matches!(m, ServerMsg::KeyframeRequest { track: 0 })
+    })
+    .await;
+
+    // A QUIC technician's KEYFRAME_REQUEST reaches a browser customer as a PLI.
+    let s = relay.create().await;
+    let mut qtech = relay.technician(&s).await;
+    let mut bcust = rtc_customer(&relay, &s.code, false).await;
+    welcome(&mut bcust).await;
+    expect_msg(&mut qtech, |m| matches!(m, ServerMsg::Control { .. })).await;
+    qtech
+        .tx
+        .send(&ClientMsg::KeyframeRequest { track: 0 })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, bcust.events.recv()).await {
+            Ok(Some(RtcEvent::KeyframeRequested { index: 0 })) => break,
+            Ok(Some(_)) => {}
+            other => panic!("no PLI reached the browser customer: {other:?}"),
+        }
+    }
+    assert!(relay.metric("assist_relay_webrtc_plis_total").await >= 2.0);
+}
+
+#[tokio::test]
+async fn garbage_on_the_udp_port_is_dropped_and_counted() {
+    let relay = TestRelay::start().await;
+    let s = relay.create().await;
+    let mut tech = rtc_technician(&relay, &s.technician_token).await;
+    welcome(&mut tech).await;
+    let addr = relay.webrtc.expect("WebRTC is on");
+    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut stun_like = vec![0u8, 1, 0, 8, 0x21, 0x12, 0xA4, 0x42];
+    stun_like.extend_from_slice(&[7u8; 20]);
+    let dtls_like = [22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+    let rtp_like = [
+        0x80u8, 96, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3,
+    ];
+    for _ in 0..50 {
+        for d in [
+            &stun_like[..],
+            &dtls_like[..],
+            &rtp_like[..],
+            b"\x00",
+            &[0xffu8; 1500][..],
+        ] {
+            junk.send_to(d, addr).await.unwrap();
+        }
+    }
+    let oversized = vec![0u8; 4000];
+    junk.send_to(&oversized, addr).await.unwrap();
+    // The established peer is undisturbed: a customer joins and its chat reaches the browser technician.
+    let mut cust = relay.customer(&s.code, true).await.unwrap();
+    cust.tx
+        .send(&ClientMsg::Chat("still here".into()))
+        .await
+        .unwrap();
+    let chat = tech
+        .wait_msg(WAIT, |m| match m {
+            ServerMsg::Chat { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(chat.as_deref(), Some("still here"));
+    let dropped = relay
+        .metric("assist_relay_webrtc_dropped_datagrams_total")
+        .await;
+    assert!(dropped >= 250.0, "dropped {dropped}");
+}
