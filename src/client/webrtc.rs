@@ -75,6 +75,7 @@ enum Cmd {
     Send(Vec<u8>),
     Frame(usize, MediaFrame),
     RequestKeyframe(usize),
+    Stall(Duration),
     Close,
 }
 
@@ -84,6 +85,7 @@ pub struct RtcClient {
     pub events: mpsc::Receiver<RtcEvent>,
     /// The peer's URL (`Location` of the answer) for `DELETE`.
     pub location: String,
+    api: String,
     /// The local UDP address.
     pub local: SocketAddr,
 }
@@ -180,6 +182,7 @@ impl RtcClient {
             cmd,
             events,
             location,
+            api: api.to_string(),
             local,
         })
     }
@@ -206,8 +209,27 @@ impl RtcClient {
         let _ = self.cmd.send(Cmd::RequestKeyframe(index)).await;
     }
 
-    /// Closes the peer connection (DTLS close; the relay sees it leave).
+    /// Stops reading the socket for `d`, as a viewer whose machine froze: what arrives meanwhile is lost
+    /// once the socket's buffer is full.
+    pub async fn stall(&self, d: Duration) {
+        let _ = self.cmd.send(Cmd::Stall(d)).await;
+    }
+
+    /// Leaves as a browser page does: `DELETE` of the peer's URL (the relay sees it leave at once), then the
+    /// connection is closed.
     pub async fn close(&self) {
+        if !self.location.is_empty() {
+            let _ = reqwest::Client::new()
+                .delete(format!("{}{}", self.api, self.location))
+                .send()
+                .await;
+        }
+        self.drop_connection().await;
+    }
+
+    /// Closes the connection without telling the relay (a tab that vanished): the relay notices when ICE
+    /// consent lapses.
+    pub async fn drop_connection(&self) {
         let _ = self.cmd.send(Cmd::Close).await;
     }
 
@@ -274,6 +296,7 @@ impl Task {
                             let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
                         }
                     }
+                    Some(Cmd::Stall(d)) => tokio::time::sleep(d).await,
                     Some(Cmd::Close) | None => {
                         self.rtc.disconnect();
                         let _ = self.drive();

@@ -17,3 +17,4 @@ mod relay_media;
 mod relay_sessions;
 mod tickets_api;
 mod webrtc;
+mod webrtc_meetings;

@@ -17,7 +17,7 @@ use common::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn fixture_frames(name: &str) -> Vec<MediaFrame> {
+pub(crate) fn fixture_frames(name: &str) -> Vec<MediaFrame> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
@@ -29,7 +29,7 @@ fn fixture_frames(name: &str) -> Vec<MediaFrame> {
 
 /// The NAL units of an H.264 Annex B access unit, without their start codes. RTP carries NAL units, not
 /// start codes, so a frame that crossed WebRTC has 4-byte start codes where the recording may have 3.
-fn nal_units(data: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn nal_units(data: &[u8]) -> Vec<&[u8]> {
     let mut starts = Vec::new();
     let mut i = 0;
     while i + 3 <= data.len() {

@@ -199,7 +199,11 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
     let mut left = false;
     loop {
         p.flush_control();
-        let timeout = p.drive();
+        let mut timeout = p.drive();
+        // Events just handled (the control channel opening, a close) may have made messages writable.
+        if p.flush_control() {
+            timeout = p.drive();
+        }
         for msg in p.to_room.drain(..) {
             if room.send(msg).await.is_err() {
                 p.done.get_or_insert(None);
@@ -694,16 +698,20 @@ impl Peer {
         }
     }
 
-    /// Writes waiting messages while the channel takes them.
-    fn flush_control(&mut self) {
-        let Some(id) = self.control else { return };
+    /// Writes waiting messages while the channel takes them; true if it wrote any.
+    fn flush_control(&mut self) -> bool {
+        let Some(id) = self.control else {
+            return false;
+        };
+        let mut wrote = false;
         while let Some(body) = self.out.front() {
             let Some(mut ch) = self.rtc.channel(id) else {
-                return;
+                break;
             };
             match ch.write(true, body) {
                 Ok(true) => {
                     self.out.pop_front();
+                    wrote = true;
                     self.relay
                         .metrics
                         .webrtc
@@ -711,13 +719,14 @@ impl Peer {
                         .with_label_values(&["out"])
                         .inc();
                 }
-                Ok(false) => return,
+                Ok(false) => break,
                 Err(_) => {
                     self.done.get_or_insert(Some("dtls"));
-                    return;
+                    break;
                 }
             }
         }
+        wrote
     }
 
     /// True when the control channel has nothing buffered (the last messages are on the wire).
