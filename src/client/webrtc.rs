@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use str0m::change::SdpAnswer;
-use str0m::channel::ChannelId;
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
@@ -67,6 +67,8 @@ pub enum RtcEvent {
     },
     /// The relay asked for a keyframe (PLI/FIR) on sending m-line `index`.
     KeyframeRequested { index: usize },
+    /// A file channel (`file:<transfer>:<offset>`) the relay opened, with every byte it carried, once closed.
+    File { label: String, data: Vec<u8> },
     /// The connection is gone.
     Closed,
 }
@@ -76,6 +78,7 @@ enum Cmd {
     Frame(usize, MediaFrame),
     RequestKeyframe(usize),
     Stall(Duration),
+    File(String, Vec<u8>),
     Close,
 }
 
@@ -176,6 +179,8 @@ impl RtcClient {
             control: None,
             events: ev_tx,
             pending: Vec::new(),
+            sending: Vec::new(),
+            receiving: Vec::new(),
         };
         tokio::spawn(task.run(cmd_rx));
         Ok(RtcClient {
@@ -207,6 +212,13 @@ impl RtcClient {
     /// Asks for a keyframe (PLI) on receiving m-line `index`.
     pub async fn request_keyframe(&self, index: usize) {
         let _ = self.cmd.send(Cmd::RequestKeyframe(index)).await;
+    }
+
+    /// Sends `data` on a new channel labelled `file:<transfer>:<offset>` (an accepted transfer's bytes from
+    /// `offset`), then closes it.
+    pub async fn send_file(&self, transfer: u32, offset: u64, data: Vec<u8>) {
+        let label = format!("file:{transfer}:{offset}");
+        let _ = self.cmd.send(Cmd::File(label, data)).await;
     }
 
     /// Stops reading the socket for `d`, as a viewer whose machine froze: what arrives meanwhile is lost
@@ -272,6 +284,10 @@ struct Task {
     events: mpsc::Sender<RtcEvent>,
     /// Control messages written before the channel opened.
     pending: Vec<Vec<u8>>,
+    /// Files being sent: channel, bytes, how many written.
+    sending: Vec<(ChannelId, Vec<u8>, usize)>,
+    /// Files being received: channel, label, bytes so far.
+    receiving: Vec<(ChannelId, String, Vec<u8>)>,
 }
 
 impl Task {
@@ -297,6 +313,16 @@ impl Task {
                         }
                     }
                     Some(Cmd::Stall(d)) => tokio::time::sleep(d).await,
+                    Some(Cmd::File(label, data)) => {
+                        let id = self.rtc.direct_api().create_data_channel(ChannelConfig {
+                            label,
+                            ordered: true,
+                            reliability: Reliability::Reliable,
+                            negotiated: None,
+                            protocol: String::new(),
+                        });
+                        self.sending.push((id, data, 0));
+                    }
                     Some(Cmd::Close) | None => {
                         self.rtc.disconnect();
                         let _ = self.drive();
@@ -311,8 +337,33 @@ impl Task {
         let _ = self.events.try_send(RtcEvent::Closed);
     }
 
+    /// Writes file bytes while the channels take them; closes a channel once all its bytes are out.
+    fn pump_files(&mut self) {
+        let mut done = Vec::new();
+        for (i, (id, data, written)) in self.sending.iter_mut().enumerate() {
+            let Some(mut ch) = self.rtc.channel(*id) else {
+                continue;
+            };
+            while *written < data.len() && ch.buffered_amount() < 1 << 20 {
+                let end = (*written + (64 << 10)).min(data.len());
+                match ch.write(true, &data[*written..end]) {
+                    Ok(true) => *written = end,
+                    _ => break,
+                }
+            }
+            if *written == data.len() && ch.buffered_amount() == 0 {
+                done.push(i);
+            }
+        }
+        for i in done.into_iter().rev() {
+            let (id, ..) = self.sending.remove(i);
+            self.rtc.direct_api().close_data_channel(id);
+        }
+    }
+
     /// Handles outputs until a timeout; `None` when the connection is over.
     fn drive(&mut self) -> Option<Instant> {
+        self.pump_files();
         loop {
             if !self.rtc.is_alive() {
                 return None;
@@ -353,6 +404,27 @@ impl Task {
                 }
             }
             Event::ChannelClose(id) if Some(id) == self.control => return false,
+            Event::ChannelOpen(id, label) if label.starts_with("file:") => {
+                if !self.sending.iter().any(|(s, ..)| *s == id) {
+                    self.receiving.push((id, label, Vec::new()));
+                }
+                return true;
+            }
+            Event::ChannelData(d) if self.receiving.iter().any(|(r, ..)| *r == d.id) => {
+                if let Some((.., buf)) = self.receiving.iter_mut().find(|(r, ..)| *r == d.id) {
+                    buf.extend_from_slice(&d.data);
+                }
+                return true;
+            }
+            Event::ChannelClose(id) if self.receiving.iter().any(|(r, ..)| *r == id) => {
+                let i = self
+                    .receiving
+                    .iter()
+                    .position(|(r, ..)| *r == id)
+                    .expect("present");
+                let (_, label, data) = self.receiving.remove(i);
+                RtcEvent::File { label, data }
+            }
             Event::MediaData(d) => {
                 let Some(index) = self.recv.iter().position(|m| *m == d.mid) else {
                     return true;

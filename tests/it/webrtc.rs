@@ -433,3 +433,112 @@ async fn garbage_on_the_udp_port_is_dropped_and_counted() {
         .await;
     assert!(dropped >= 250.0, "dropped {dropped}");
 }
+
+#[tokio::test]
+async fn files_cross_between_a_browser_and_a_quic_peer_on_data_channels() {
+    use assist_relay::client::files::{read_file, send_file, sha256};
+    use assist_relay::protocol::message::{FileOffer, FileState};
+    let relay = TestRelay::start().await;
+    let s = relay.create().await;
+    let mut tech = relay.technician(&s).await;
+    let mut cust = rtc_customer(&relay, &s.code, false).await;
+    welcome(&mut cust).await;
+    expect_msg(&mut tech, |m| matches!(m, ServerMsg::Control { .. })).await;
+    let accepted = |m: &ServerMsg| {
+        matches!(
+            m,
+            ServerMsg::FileState {
+                state: FileState::Accepted,
+                ..
+            }
+        )
+        .then_some(())
+    };
+
+    // Browser → QUIC: 3 MiB on a `file:` data channel, out as a QUIC file stream, verified by hash.
+    let data: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+    cust.send(&ClientMsg::FileOffer(FileOffer {
+        reference: 1,
+        to: 0,
+        name: "../../etc/report.pdf".into(),
+        size: data.len() as u64,
+        sha256: sha256(&data),
+    }))
+    .await;
+    let offer = expect_msg(&mut tech, |m| matches!(m, ServerMsg::FileOffer { .. })).await;
+    let ServerMsg::FileOffer { transfer, name, .. } = offer else {
+        unreachable!()
+    };
+    assert_eq!(name, "report.pdf");
+    tech.tx
+        .send(&ClientMsg::FileAnswer {
+            transfer,
+            accept: true,
+            offset: 0,
+        })
+        .await
+        .unwrap();
+    cust.wait_msg(WAIT, accepted)
+        .await
+        .expect("FILE_STATE accepted");
+    cust.send_file(transfer, 0, data.clone()).await;
+    let mut groups = GroupStreams::new(&tech.conn, 1 << 20, GroupOrder::Live);
+    let (header, stream) = tokio::time::timeout(WAIT, async {
+        loop {
+            if let GroupEvent::File { header, stream } = groups.next().await.unwrap() {
+                break (header, stream);
+            }
+        }
+    })
+    .await
+    .expect("a file stream for the technician");
+    assert_eq!(header.transfer, transfer);
+    let (bytes, complete) = read_file(stream, data.len()).await.unwrap();
+    assert!(complete && sha256(&bytes) == sha256(&data));
+    drop(groups);
+
+    // QUIC → browser: the relay opens `file:<transfer>:0` towards the browser and closes it when done.
+    let back = b"screenshot bytes\n".repeat(20_000);
+    tech.tx
+        .send(&ClientMsg::FileOffer(FileOffer {
+            reference: 2,
+            to: 0,
+            name: "shot.png".into(),
+            size: back.len() as u64,
+            sha256: sha256(&back),
+        }))
+        .await
+        .unwrap();
+    let transfer = cust
+        .wait_msg(WAIT, |m| match m {
+            ServerMsg::FileOffer { transfer, .. } => Some(*transfer),
+            _ => None,
+        })
+        .await
+        .expect("the browser is offered the file");
+    cust.send(&ClientMsg::FileAnswer {
+        transfer,
+        accept: true,
+        offset: 0,
+    })
+    .await;
+    expect_msg(&mut tech, |m| accepted(m).is_some()).await;
+    let (sent, got) = tokio::join!(send_file(&tech.conn, transfer, 0, &back), async {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, cust.events.recv()).await {
+                Ok(Some(RtcEvent::File { label, data })) => break (label, data),
+                Ok(Some(_)) => {}
+                other => panic!("no file reached the browser: {other:?}"),
+            }
+        }
+    });
+    sent.unwrap();
+    assert_eq!(got.0, format!("file:{transfer}:0"));
+    assert!(
+        sha256(&got.1) == sha256(&back),
+        "{} of {} bytes",
+        got.1.len(),
+        back.len()
+    );
+}

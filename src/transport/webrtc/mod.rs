@@ -13,6 +13,7 @@
 //!      └──────────────────────── send_to (non-blocking) ◄───────────────────┘
 //! ```
 
+mod files;
 pub mod media;
 mod peer;
 

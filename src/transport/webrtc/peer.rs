@@ -17,6 +17,7 @@ use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::files::{self, Files};
 use super::media::{self, rtp_timestamp, split_wire, Ingress, Slots, TrackIngress};
 use super::{Datagram, PeerSlot, PeerTx, RtcConnectError, WebRtc};
 use crate::core::{ConnId, Input as RoomInput, Origin, Popped, Role};
@@ -174,9 +175,12 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
     }
     tracing::debug!(%from, session = %adm.session, peer = %id, "WebRTC peer answered");
 
+    let (files, mut file_work) = Files::new(conn);
     let mut p = Peer {
         ep: ep.clone(),
         relay: relay.clone(),
+        room: room.clone(),
+        files,
         rtc,
         conn,
         control: None,
@@ -199,6 +203,7 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
     let mut left = false;
     loop {
         p.flush_control();
+        p.pump_files();
         let mut timeout = p.drive();
         // Events just handled (the control channel opening, a close) may have made messages writable.
         if p.flush_control() {
@@ -234,8 +239,8 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
                 None => p.close(ErrorCode::SessionEnded, "session ended".into()),
             },
             _ = media.notify.notified() => p.media_out(&media),
-            // File transfers to WebRTC peers are not carried yet: dropping the pipe interrupts the transfer.
-            Some(_pipe) = file_rx.recv() => {}
+            Some(pipe) = file_rx.recv() => p.files.open_outbound(&mut p.rtc, &relay.tasks, pipe),
+            Some(w) = file_work.recv(), if p.files.can_take(&mut p.rtc) => p.files.work(&mut p.rtc, w),
             _ = tokio::time::sleep_until(wake) => p.timeout(),
             _ = leave.cancelled(), if !left => {
                 left = true;
@@ -335,6 +340,8 @@ fn negotiate(ep: &WebRtc, creds: IceCreds, offer: SdpOffer) -> Result<Negotiated
 struct Peer {
     ep: Arc<WebRtc>,
     relay: Arc<Relay>,
+    room: mpsc::Sender<RoomMsg>,
+    files: Files,
     rtc: Rtc,
     conn: ConnId,
     /// The `control` data channel, once open.
@@ -358,6 +365,16 @@ struct Peer {
 }
 
 impl Peer {
+    /// Moves file bytes both ways and counts what reached this peer.
+    fn pump_files(&mut self) {
+        let before = self.files.delivered;
+        self.files.pump(&mut self.rtc);
+        self.relay
+            .metrics
+            .file_bytes
+            .inc_by(self.files.delivered - before);
+    }
+
     /// Handles str0m's outputs until it asks for a timeout; returns it.
     fn drive(&mut self) -> Instant {
         loop {
@@ -419,15 +436,25 @@ impl Peer {
             Event::ChannelOpen(id, label) => {
                 if label == "control" && self.control.is_none() {
                     self.control = Some(id);
+                } else if self.files.owns(id) {
+                    // A channel the relay opened to deliver a file.
+                } else if let Some((transfer, offset)) = files::parse_label(&label) {
+                    let tasks = self.relay.tasks.clone();
+                    self.files
+                        .open_inbound(id, transfer, offset, &self.room, &tasks);
                 } else {
                     self.rtc.direct_api().close_data_channel(id);
                 }
             }
             Event::ChannelData(d) if Some(d.id) == self.control => self.control_in(d),
+            Event::ChannelData(d) if self.files.owns(d.id) => {
+                self.files.data(&mut self.rtc, d.id, d.data)
+            }
             Event::ChannelClose(id) if Some(id) == self.control => {
                 // The client closed its control channel: it is leaving.
                 self.done.get_or_insert(None);
             }
+            Event::ChannelClose(id) if self.files.owns(id) => self.files.closed(&mut self.rtc, id),
             Event::MediaData(d) => self.media_in(d),
             Event::KeyframeRequest(r) => {
                 if let Some(track) = self.slots.track_of(r.mid) {
