@@ -115,6 +115,19 @@ async fn quic_frames(s: &assist_relay::client::Session, n: usize) -> Vec<(bool, 
     got
 }
 
+/// Sends `frames` from a QUIC publisher (customer or presenter) as local track 0, at about 60 fps.
+pub(crate) async fn quic_present(p: &assist_relay::client::Session, frames: &[MediaFrame]) {
+    let mut sender = MediaSender::new(p.conn.clone(), 0);
+    for f in frames {
+        sender
+            .send(f.codec, f.keyframe, f.pts_us, f.data.clone())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(16)).await;
+    }
+    sender.flush().await;
+}
+
 /// Sends `frames` from a WebRTC publisher at about 60 fps.
 async fn rtc_publish(c: &RtcClient, frames: &[MediaFrame]) {
     for f in frames {
@@ -277,18 +290,7 @@ async fn quic_customer_frames_reach_a_browser_technician_as_rtp() {
         .into_iter()
         .take(60)
         .collect();
-    let sender = async {
-        let mut sender = MediaSender::new(cust.conn.clone(), 0);
-        for f in &frames {
-            sender
-                .send(f.codec, f.keyframe, f.pts_us, f.data.clone())
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(16)).await;
-        }
-        sender.flush().await;
-    };
-    let (got, ()) = tokio::join!(rtc_frames(&mut tech, 60), sender);
+    let (got, ()) = tokio::join!(rtc_frames(&mut tech, 60), quic_present(&cust, &frames));
     for (i, ((keyframe, data), sent)) in got.iter().zip(&frames).enumerate() {
         assert_eq!(*keyframe, sent.keyframe, "frame {i} keyframe flag");
         assert!(data[..] == sent.data[..], "frame {i} differs");

@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use assist_relay::client::webrtc::{RtcClient, RtcEvent, RtcOptions};
-use assist_relay::client::{MediaSender, Session};
+use assist_relay::client::Session;
 use assist_relay::media::{Codec, MediaFrame};
 use assist_relay::protocol::message::MeetingRole;
 use assist_relay::protocol::ServerMsg;
 use assist_relay::transport::quic::{GroupEvent, GroupOrder, GroupStreams};
 use common::*;
 
-use super::webrtc::{fixture_frames, nal_units};
+use super::webrtc::{fixture_frames, nal_units, quic_present};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -56,19 +56,6 @@ async fn rtc_staff(
         .await
         .expect("MEETING_WELCOME on the control channel");
     (c, pid)
-}
-
-/// Sends `frames` from a QUIC presenter as local track 0, about 60 per second.
-async fn quic_present(p: &Session, frames: &[MediaFrame]) {
-    let mut sender = MediaSender::new(p.conn.clone(), 0);
-    for f in frames {
-        sender
-            .send(f.codec, f.keyframe, f.pts_us, f.data.clone())
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(16)).await;
-    }
-    sender.flush().await;
 }
 
 /// Frames of `track` a QUIC participant receives, until `n` have arrived (others are read and dropped).
@@ -121,7 +108,6 @@ async fn webrtc_and_quic_participants_see_each_others_shares() {
     let relay = TestRelay::start().await;
     let m = relay.meeting();
     let presenter = relay.staff(&m, 1, MeetingRole::Presenter, "Pat").await;
-    let quic_track = presenter.participant() * 16;
     let (browser, bid) = rtc_staff(&relay, &m, 2, MeetingRole::Presenter, 1, 2).await;
     let browser_track = bid * 16;
     let quic_viewer = relay.guest(&m, "Quinn").await;
