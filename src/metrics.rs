@@ -114,7 +114,8 @@ impl WebRtcMetrics {
                 r,
                 "webrtc_dropped_datagrams_total",
                 "UDP datagrams on the WebRTC port not given to any peer, by reason: unknown_source (not a STUN \
-                 request for a known peer: garbage or stray), queue_full (the peer's task is behind), oversized",
+                 request for a known peer: garbage or stray), queue_full (the peer's task is behind), oversized, \
+                 malformed (from a known peer, refused by its stack)",
                 "reason",
             ),
         }

@@ -544,3 +544,34 @@ async fn files_cross_between_a_browser_and_a_quic_peer_on_data_channels() {
         back.len()
     );
 }
+
+#[tokio::test]
+async fn a_browser_customer_leaves_and_resumes_with_its_token() {
+    use assist_relay::protocol::message::PeerState;
+    let relay = TestRelay::start().await;
+    let s = relay.create().await;
+    let mut tech = relay.technician(&s).await;
+    let mut cust = rtc_customer(&relay, &s.code, true).await;
+    let ServerMsg::Welcome { resume_token, .. } = welcome(&mut cust).await else {
+        panic!("a customer is welcomed with WELCOME")
+    };
+    let peer_state = |want: PeerState| move |m: &ServerMsg| matches!(m, ServerMsg::Peer { state, .. } if *state == want);
+    expect_msg(&mut tech, peer_state(PeerState::Joined)).await;
+    cust.close().await;
+    expect_msg(&mut tech, peer_state(PeerState::Away)).await;
+    // The code is spent; the resume token brings the customer back into the same session.
+    let again = RtcClient::connect(&relay.api, "as=customer", &s.code, &opts(1, 0)).await;
+    assert!(
+        matches!(&again, Err(assist_relay::client::ClientError::Api { status: 403, code, .. }) if code == "code_used"),
+        "{:?}",
+        again.err()
+    );
+    let mut back = RtcClient::connect(&relay.api, "as=resume", &resume_token, &opts(1, 0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        welcome(&mut back).await,
+        ServerMsg::Welcome { .. }
+    ));
+    expect_msg(&mut tech, peer_state(PeerState::Resumed)).await;
+}

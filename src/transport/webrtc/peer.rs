@@ -412,6 +412,12 @@ impl Peer {
         );
         if self.rtc.handle_input(input).is_err() {
             // A malformed packet is the peer's own problem: str0m drops it; only a fatal error ends the peer.
+            self.relay
+                .metrics
+                .webrtc
+                .dropped_datagrams
+                .with_label_values(&["malformed"])
+                .inc();
             if !self.rtc.is_alive() {
                 self.done.get_or_insert(Some("dtls"));
             }
