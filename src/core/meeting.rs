@@ -26,6 +26,9 @@ use super::{ConnId, Frame, TrackId};
 use crate::protocol::message::{FileState, MeetingRole, ParticipantState, TrackState};
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 
+#[path = "meeting_host.rs"]
+mod host;
+
 /// Track ids reserved per participant; a presenter's local track ids run below it.
 pub const TRACKS_PER_PARTICIPANT: u32 = 16;
 
@@ -593,84 +596,12 @@ impl MeetingRoom {
                     self.request_keyframe(now, track);
                 }
             }
-            ClientMsg::MuteTrack { track, muted } if host => {
-                let Some(t) = self.tracks.iter_mut().find(|t| t.id == track) else {
-                    self.send(me, notice_msg(ErrorCode::NotFound, "no such track"));
-                    return;
-                };
-                if t.muted == muted {
-                    return;
-                }
-                t.muted = muted;
-                // A request pending for the muted share is moot.
-                t.keyframes.satisfy();
-                t.cache.clear();
-                t.cache_bytes = 0;
-                let publisher = t.publisher;
-                let state = if muted {
-                    TrackState::Muted
-                } else {
-                    TrackState::Live
-                };
-                self.broadcast(ServerMsg::Track {
-                    track,
-                    publisher,
-                    state,
-                });
-                if muted {
-                    let text = "the host muted your share";
-                    self.send(publisher, notice_msg(ErrorCode::TrackMuted, text));
-                } else {
-                    // Everyone restarts it at its next keyframe.
-                    for p in &mut self.participants {
-                        if p.id != publisher && !p.awaiting.contains(&track) {
-                            p.awaiting.push(track);
-                        }
-                    }
-                    self.request_keyframe(now, track);
-                }
+            ClientMsg::MuteTrack { track, muted } if host => self.mute_track(now, me, track, muted),
+            ClientMsg::RemoveParticipant { participant } if host => {
+                self.remove_participant(me, participant)
             }
-            ClientMsg::RemoveParticipant { participant } if host => match self.by_id(participant) {
-                Some(j) if participant != me => {
-                    let p = &self.participants[j];
-                    self.banned.push(p.identity.clone());
-                    self.banned.extend(p.origin.clone());
-                    if let Some(conn) = p.conn {
-                        self.out.push_back(Output::Close {
-                            conn,
-                            code: ErrorCode::Removed,
-                            reason: "removed from this meeting by the host",
-                        });
-                    }
-                    self.remove(j, ParticipantState::Removed);
-                }
-                _ => {
-                    self.send(me, notice_msg(ErrorCode::NotFound, "no such participant"));
-                }
-            },
             ClientMsg::SetRole { participant, role } if host => {
-                let j = self.by_id(participant);
-                let Some(j) = j.filter(|_| participant != me && role != MeetingRole::Host) else {
-                    let text = "the host may make another participant a presenter or a participant";
-                    self.send(me, notice_msg(ErrorCode::NotFound, text));
-                    return;
-                };
-                if self.participants[j].role == role {
-                    return;
-                }
-                self.participants[j].role = role;
-                self.announce(j, ParticipantState::RoleChanged);
-                if !role.presents() {
-                    let ended: Vec<TrackId> = self
-                        .tracks
-                        .iter()
-                        .filter(|t| t.publisher == participant)
-                        .map(|t| t.id)
-                        .collect();
-                    for t in ended {
-                        self.end_track(t);
-                    }
-                }
+                self.set_role(me, participant, role)
             }
             ClientMsg::EndSession if host => self.end(now, EndReason::ByHost),
             ClientMsg::EndSession => {

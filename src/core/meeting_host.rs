@@ -1,0 +1,99 @@
+//! The host's actions in a meeting: mute or allow a share, remove a participant, change a role.
+
+use std::time::Instant;
+
+use super::MeetingRoom;
+use crate::core::io::Output;
+use crate::core::room::notice_msg;
+use crate::core::TrackId;
+use crate::protocol::message::{MeetingRole, ParticipantState, TrackState};
+use crate::protocol::{ErrorCode, ServerMsg};
+
+impl MeetingRoom {
+    /// MUTE_TRACK from the host `me`.
+    pub(super) fn mute_track(&mut self, now: Instant, me: u32, track: TrackId, muted: bool) {
+        let Some(t) = self.tracks.iter_mut().find(|t| t.id == track) else {
+            self.send(me, notice_msg(ErrorCode::NotFound, "no such track"));
+            return;
+        };
+        if t.muted == muted {
+            return;
+        }
+        t.muted = muted;
+        // A request pending for the muted share is moot.
+        t.keyframes.satisfy();
+        t.cache.clear();
+        t.cache_bytes = 0;
+        let publisher = t.publisher;
+        let state = if muted {
+            TrackState::Muted
+        } else {
+            TrackState::Live
+        };
+        self.broadcast(ServerMsg::Track {
+            track,
+            publisher,
+            state,
+        });
+        if muted {
+            let text = "the host muted your share";
+            self.send(publisher, notice_msg(ErrorCode::TrackMuted, text));
+        } else {
+            // Everyone restarts it at its next keyframe.
+            for p in &mut self.participants {
+                if p.id != publisher && !p.awaiting.contains(&track) {
+                    p.awaiting.push(track);
+                }
+            }
+            self.request_keyframe(now, track);
+        }
+    }
+
+    /// REMOVE_PARTICIPANT from the host `me`: the participant (and a guest's address) may not come back.
+    pub(super) fn remove_participant(&mut self, me: u32, participant: u32) {
+        match self.by_id(participant) {
+            Some(j) if participant != me => {
+                let p = &self.participants[j];
+                self.banned.push(p.identity.clone());
+                self.banned.extend(p.origin.clone());
+                if let Some(conn) = p.conn {
+                    self.out.push_back(Output::Close {
+                        conn,
+                        code: ErrorCode::Removed,
+                        reason: "removed from this meeting by the host",
+                    });
+                }
+                self.remove(j, ParticipantState::Removed);
+            }
+            _ => {
+                self.send(me, notice_msg(ErrorCode::NotFound, "no such participant"));
+            }
+        }
+    }
+
+    /// SET_ROLE from the host `me`: a participant who no longer presents loses its shares.
+    pub(super) fn set_role(&mut self, me: u32, participant: u32, role: MeetingRole) {
+        let j = self.by_id(participant);
+        let Some(j) = j.filter(|_| participant != me && role != MeetingRole::Host) else {
+            let text = "the host may make another participant a presenter or a participant";
+            self.send(me, notice_msg(ErrorCode::NotFound, text));
+            return;
+        };
+        if self.participants[j].role == role {
+            return;
+        }
+        self.participants[j].role = role;
+        self.announce(j, ParticipantState::RoleChanged);
+        if !role.presents() {
+            let ended: Vec<TrackId> = self
+                .tracks
+                .iter()
+                .filter(|t| t.publisher == participant)
+                .map(|t| t.id)
+                .collect();
+            for t in ended {
+                self.end_track(t);
+            }
+        }
+    }
+}
