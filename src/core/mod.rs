@@ -16,6 +16,8 @@ mod room;
 mod throttle;
 
 #[cfg(test)]
+mod meeting_sim;
+#[cfg(test)]
 mod meeting_tests;
 #[cfg(test)]
 pub(crate) mod tests;
