@@ -496,6 +496,16 @@ impl MeetingRoom {
                     publisher: pid,
                     state: TrackState::Live,
                 });
+                if !frame.keyframe {
+                    // A share that starts mid-group (its publisher became a presenter while sending):
+                    // everyone waits for its keyframe, and the publisher is asked for one.
+                    for p in &mut self.participants {
+                        if p.id != pid && !p.awaiting.contains(&id) {
+                            p.awaiting.push(id);
+                        }
+                    }
+                    self.request_keyframe(now, id);
+                }
                 self.tracks.len() - 1
             }
         };
@@ -540,7 +550,6 @@ impl MeetingRoom {
                 frame: frame.clone(),
             });
         }
-        let _ = now;
         self.out.push_back(Output::Published(frame));
     }
 

@@ -480,3 +480,40 @@ fn a_full_meeting_refuses_guests_but_lets_staff_in() {
     let host = s.enter(HOST, "user:1", Host);
     assert_eq!(s.peers[&HOST].admitted, Some((host, Host)));
 }
+
+/// Guards against a share that starts mid-group (a participant promoted while its client was already
+/// sending): receivers must not get a group that opens with a delta frame, and the publisher is asked for a
+/// keyframe at once.
+#[test]
+fn a_share_that_starts_with_a_delta_frame_waits_for_its_keyframe() {
+    let mut s = MeetingSim::new();
+    s.join(HOST, Host);
+    let guest = s.enter(PRESENTER, "guest:1", Participant);
+    s.join(VIEWER, Participant);
+    s.publish(PRESENTER, 0, 0, true, 1000);
+    s.publish(PRESENTER, 0, 1, false, 1000);
+    s.send(
+        HOST,
+        ClientMsg::SetRole {
+            participant: guest,
+            role: Presenter,
+        },
+    );
+    (2..5).for_each(|seq| s.publish(PRESENTER, 0, seq, false, 1000));
+    let asked = s
+        .msgs(PRESENTER)
+        .iter()
+        .filter(|m| matches!(m, ServerMsg::KeyframeRequest { track: 0 }))
+        .count();
+    assert_eq!(
+        asked, 1,
+        "one keyframe request reaches the promoted publisher"
+    );
+    (5..8).for_each(|seq| s.publish(PRESENTER, 1, seq, seq == 5, 1000));
+    s.drain_writer(VIEWER);
+    assert_eq!(
+        s.seqs(VIEWER),
+        vec![5, 6, 7],
+        "the viewer starts at the keyframe"
+    );
+}
