@@ -101,9 +101,7 @@ impl RtcClient {
         bearer: &str,
         opts: &RtcOptions,
     ) -> Result<RtcClient, ClientError> {
-        let socket = UdpSocket::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let socket = bind_udp().map_err(|e| ClientError::Connect(e.to_string()))?;
         let local = socket
             .local_addr()
             .map_err(|e| ClientError::Connect(e.to_string()))?;
@@ -272,6 +270,17 @@ impl RtcClient {
             }
         }
     }
+}
+
+/// A loopback UDP socket with a receive buffer as large as the kernel allows up to 8 MiB, as browsers ask for,
+/// so a burst of a large frame's packets is not dropped while the task is busy.
+fn bind_udp() -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    let _ = socket.set_recv_buffer_size(8 << 20);
+    let _ = socket.set_send_buffer_size(8 << 20);
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
 }
 
 struct Task {
