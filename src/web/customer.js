@@ -1,6 +1,7 @@
 // The customer's page: enter the code, choose allow control or view only, share the screen (one `sendonly`
 // video m-line, VP8 preferred) and talk to the technician. `?code=` prefills the code, `?allow_control=0|1`
 // the choice, `?synthetic=1` shares an animated canvas instead of the screen, `?autostart=1` starts at once.
+// `<body data-inputs data-annotations>` count the technician's input events and whiteboard operations (tests).
 
 import { $, params, flag, status, showError, logLine, chatForm, show, onResize } from './ui.js';
 import * as P from './protocol.js';
@@ -12,6 +13,7 @@ const chat = $('chat');
 let peer = null;
 let stream = null;
 let inputs = 0;
+let annotations = 0;
 
 const redraw = () => board.draw($('overlay'), $('preview'), 0);
 onResize($('preview'), redraw);
@@ -38,6 +40,7 @@ function onMessage(m) {
       controlState(m.controlAllowed);
       peerState(m.peerPresent, false);
       board.reset();
+      annotations = 0;
       redraw();
       break;
     case 'peer':
@@ -58,6 +61,8 @@ function onMessage(m) {
       break;
     case 'annotation':
       board.apply(m.annotation);
+      annotations += 1;
+      document.body.dataset.annotations = String(annotations);
       redraw();
       break;
     case 'input':

@@ -1,9 +1,14 @@
 // The meeting page: join as a guest (meeting code, `as=guest`) or as staff (join token, `as=meeting`; `?token=`
 // prefills it) with a display name; see up to four shared screens (four `recvonly` m-lines, mapped to tracks
-// by TRACK_MID), each labelled with its presenter's name; draw on them (ANNOTATE), chat, see who is there.
+// by TRACK_MID), each labelled with its presenter's name; draw on them (ANNOTATE), chat, see who is there;
+// the host also makes others presenters or participants, mutes their shares and removes them.
 // Renegotiation is not supported, so a presenter ticks "I will share my screen" before joining, which adds
-// one `sendonly` m-line. `?synthetic=1` shares an animated canvas instead of the screen (tests), `?code=`
-// and `?name=` prefill, `?autostart=1` joins at once.
+// one `sendonly` m-line; the screen is sent on it only while the page's role presents (host, presenter): a
+// guest who ticked it starts sharing when the host makes it a presenter, and stops when made a participant.
+// `?synthetic=1` shares an animated canvas instead of the screen (tests), `?code=`, `?name=` and `?share=1`
+// prefill, `?autostart=1` joins at once. For tests and tools the page keeps its state in data attributes:
+// `<body data-state data-participant data-role data-sharing data-annotations>`, and on each tile
+// `<figure data-track data-frames>` (frames shown of the tile's current track).
 
 import { $, params, flag, status, showError, logLine, chatForm, show, onResize } from './ui.js';
 import * as P from './protocol.js';
@@ -17,10 +22,14 @@ let peer = null;
 let me = { participant: 0, role: '' };
 const participants = new Map(); // id -> {name, role, state}
 const tracks = new Map(); // room-wide track id -> {publisher, state, watching}
-const tiles = []; // {mid, el, video, canvas, label, track, pending, local}
-let share = null; // {stream, tile}
+const tiles = []; // {mid, el, video, canvas, label, track, pending, local, frames}
+const midTrack = new Map(); // receiving m-line -> the track it carries (TRACK_MID)
+const streams = new Map(); // receiving m-line -> its MediaStream
+let share = null; // {stream, track, tile}
+let annotations = 0;
 
 const nameOf = (id) => participants.get(id)?.name || `participant ${id}`;
+const presents = (role) => role === 'host' || role === 'presenter';
 
 // ---- tiles: one per receiving m-line, plus the local preview of one's own share ----
 
@@ -48,11 +57,16 @@ function makeTile(mid, local) {
   tools.append(clear);
   el.append(stage, tools);
   $('tiles').append(el);
-  const tile = { mid, el, video, canvas, label, clear, track: null, pending: null, local };
+  canvas.classList.toggle('drawing', $('draw').checked);
+  const tile = { mid, el, video, canvas, label, clear, track: null, shown: null, pending: null, local, frames: 0 };
   const redraw = () => board.draw(canvas, video, tile.track, tile.pending);
   tile.redraw = redraw;
   onResize(video, redraw);
   video.addEventListener('resize', redraw);
+  if (!local) {
+    countFrames(tile);
+    if (streams.has(mid)) video.srcObject = streams.get(mid);
+  }
   attachPen(canvas, video, {
     enabled: () => peer !== null && tile.track !== null && $('draw').checked,
     onDraw: (points) => {
@@ -68,6 +82,39 @@ function makeTile(mid, local) {
   return tile;
 }
 
+/** Counts the frames a tile shows (presented, or at least decoded) since its current track was mapped. */
+function countFrames(tile) {
+  const v = tile.video;
+  let presented = 0;
+  let base = 0;
+  const decoded = () => {
+    const q = v.getVideoPlaybackQuality?.();
+    return q ? q.totalVideoFrames - q.droppedVideoFrames : 0;
+  };
+  const show = () => {
+    if (tile.el.dataset.frames !== String(tile.frames)) tile.el.dataset.frames = String(tile.frames);
+  };
+  tile.resetFrames = () => {
+    presented = 0;
+    base = decoded();
+    tile.frames = 0;
+    show();
+  };
+  if ('requestVideoFrameCallback' in v) {
+    const tick = () => {
+      presented += 1;
+      tile.frames = Math.max(tile.frames, presented);
+      show();
+      v.requestVideoFrameCallback(tick);
+    };
+    v.requestVideoFrameCallback(tick);
+  }
+  setInterval(() => {
+    tile.frames = Math.max(tile.frames, decoded() - base);
+    show();
+  }, 250);
+}
+
 function stroke(track, points) {
   return { kind: 'stroke', track, color: colorValue($('color').value), width: 400, points };
 }
@@ -75,26 +122,69 @@ function stroke(track, points) {
 function renderTiles() {
   let any = false;
   for (const t of tiles) {
+    if (!t.local) {
+      const track = midTrack.get(t.mid);
+      t.track = track === undefined || !tracks.has(track) ? null : track;
+      if (t.shown !== t.track) {
+        t.shown = t.track;
+        t.resetFrames();
+      }
+    }
     const info = t.track === null ? null : tracks.get(t.track);
-    const on = t.track !== null && (t.local || info !== undefined);
+    // One's own screen shows as soon as it is captured; another's once its m-line carries it.
+    const on = t.local ? share !== null && !share.stopped : info !== undefined && info !== null;
     t.el.hidden = !on;
     any ||= on;
+    if (t.track === null) delete t.el.dataset.track;
+    else t.el.dataset.track = String(t.track);
     if (!on) continue;
-    const who = t.local ? 'Your screen' : `${nameOf(info.publisher)}'s screen`;
-    const muted = info?.state === 'muted' ? ' (muted by the host)' : '';
-    t.label.textContent = `${who}${muted}`;
-    t.video.setAttribute('aria-label', `${who}${muted}, track ${t.track}`);
+    let who;
+    let state = '';
+    if (t.local) {
+      who = 'Your screen';
+      if (document.body.dataset.sharing === 'waiting') state = ' (not shared until the host makes you a presenter)';
+    } else {
+      who = `${nameOf(info.publisher)}'s screen`;
+    }
+    if (info?.state === 'muted') state = ' (muted by the host)';
+    t.label.textContent = `${who}${state}`;
+    t.video.setAttribute('aria-label', `${who}${state}${t.track === null ? '' : `, track ${t.track}`}`);
     t.clear.setAttribute('aria-label', `Clear drawings on ${who.toLowerCase()}`);
+    t.clear.disabled = t.track === null;
     t.redraw();
   }
   show($('no-screens'), !any);
 }
 
+/** Sends one's screen while one's role presents, nothing otherwise (the relay drops a participant's frames). */
+async function updateSending() {
+  if (!share || !peer || !me.role) return;
+  const on = presents(me.role) && !share.stopped;
+  document.body.dataset.sharing = share.stopped ? 'stopped' : on ? 'sending' : 'waiting';
+  try {
+    await peer.setSending(0, on ? share.track : null);
+  } catch (e) {
+    logLine(chat, '', `Your screen could not be ${on ? 'shared' : 'stopped'}: ${e.message}`, 'notice');
+  }
+  renderTiles();
+}
+
 // ---- participants and screens ----
+
+function button(text, aria, onClick, kind = 'secondary') {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = kind;
+  b.textContent = text;
+  b.setAttribute('aria-label', aria);
+  b.addEventListener('click', onClick);
+  return b;
+}
 
 function renderPeople() {
   const list = $('participants');
   list.replaceChildren();
+  const host = me.role === 'host' && peer !== null;
   for (const [id, p] of participants) {
     const li = document.createElement('li');
     const you = id === me.participant ? ' (you)' : '';
@@ -113,6 +203,22 @@ function renderPeople() {
       });
       label.append(box, ` watch screen ${track}`);
       li.append(' ', label);
+      if (host) {
+        const muted = t.state === 'muted';
+        li.append(button(muted ? 'Allow' : 'Mute', `${muted ? 'Allow' : 'Mute'} ${p.name}'s screen ${track}`,
+          () => peer?.send(P.muteTrack(track, !muted))));
+      }
+    }
+    // The host's actions on the others (section 7.4): presenter or participant, remove.
+    if (host && id !== me.participant && p.role !== 'host') {
+      const to = p.role === 'presenter' ? 'participant' : 'presenter';
+      const tools = document.createElement('span');
+      tools.className = 'row';
+      tools.append(
+        button(`Make ${to}`, `Make ${p.name} a ${to}`, () => peer?.send(P.setRole(id, to))),
+        button('Remove', `Remove ${p.name} from the meeting`, () => peer?.send(P.removeParticipant(id)), 'danger'),
+      );
+      li.append(tools);
     }
     list.append(li);
   }
@@ -123,21 +229,33 @@ function onMessage(m) {
     case 'meeting_welcome':
       // The room's state follows: start afresh (section 7.2).
       me = { participant: m.participant, role: m.role };
+      document.body.dataset.participant = String(m.participant);
+      document.body.dataset.role = m.role;
       participants.clear();
       tracks.clear();
+      midTrack.clear();
       board.reset();
-      for (const t of tiles) if (!t.local) t.track = null;
+      annotations = 0;
+      if (share) share.tile.track = null;
       show($('recording'), m.recording);
       show($('end-meeting'), m.role === 'host');
       status(`You are in the meeting as ${m.role}.`, 'joined', 'ok');
+      if (share && !presents(m.role)) {
+        logLine(chat, '', 'You joined as a participant: your screen is shared once the host makes you a presenter.', 'notice');
+      }
+      updateSending();
       break;
     case 'participant':
       if (m.state === 'left' || m.state === 'removed') participants.delete(m.participant);
       else participants.set(m.participant, { name: m.displayName, role: m.role, state: m.state });
       if (m.participant === me.participant && m.state === 'role_changed') {
         me.role = m.role;
+        document.body.dataset.role = m.role;
         show($('end-meeting'), m.role === 'host');
-        logLine(chat, '', `You are now ${m.role}.`, 'notice');
+        status(`You are in the meeting as ${m.role}.`, 'joined', 'ok');
+        const screen = !share ? '' : presents(m.role) ? ': your screen is shared' : ': your screen is no longer shared';
+        logLine(chat, '', `You are now ${m.role}${screen}.`, 'notice');
+        updateSending();
       } else if (m.participant !== me.participant && m.state !== 'present' && m.state !== 'role_changed') {
         logLine(chat, '', `${m.displayName} ${m.state === 'back' ? 'is back' : `has ${m.state === 'away' ? 'gone away' : m.state}`}.`, 'notice');
       }
@@ -146,7 +264,8 @@ function onMessage(m) {
       if (m.state === 'ended') {
         tracks.delete(m.track);
         board.dropTrack(m.track);
-        for (const t of tiles) if (t.track === m.track) t.track = null;
+        for (const [mid, track] of midTrack) if (track === m.track) midTrack.delete(mid);
+        if (share?.tile.track === m.track) share.tile.track = null;
       } else {
         const old = tracks.get(m.track);
         tracks.set(m.track, { publisher: m.publisher, state: m.state, watching: old ? old.watching : true });
@@ -154,14 +273,13 @@ function onMessage(m) {
       }
       break;
     case 'track_mid':
-      for (const t of tiles) {
-        if (t.local) continue;
-        if (t.mid === m.mid) t.track = m.mid ? m.track : null;
-        else if (t.track === m.track) t.track = null;
-      }
+      for (const [mid, track] of midTrack) if (track === m.track) midTrack.delete(mid);
+      if (m.mid) midTrack.set(m.mid, m.track);
       break;
     case 'annotation':
       board.apply(m.annotation);
+      annotations += 1;
+      document.body.dataset.annotations = String(annotations);
       break;
     case 'meeting_chat':
       logLine(chat, m.from === me.participant ? 'You' : nameOf(m.from), m.text);
@@ -189,8 +307,10 @@ function onMessage(m) {
 function finished(text, kind) {
   status(text, 'ended', kind);
   peer = null;
+  delete document.body.dataset.sharing;
   for (const t of share?.stream.getTracks() || []) t.stop();
   for (const id of ['leave', 'end-meeting', 'chat-text', 'draw']) $(id).disabled = true;
+  renderPeople();
 }
 
 async function join() {
@@ -207,10 +327,19 @@ async function join() {
     if ($('will-share').checked) {
       status('Choose the screen to share…', 'connecting');
       const stream = await captureScreen(flag('synthetic'));
+      const [track] = stream.getVideoTracks();
       const tile = makeTile(null, true);
       tile.video.srcObject = stream;
-      share = { stream, tile };
-      send.push(stream.getVideoTracks()[0]);
+      share = { stream, track, tile };
+      send.push(track);
+      // The browser's "Stop sharing" ends the track: nothing more is sent. The protocol has no message to end
+      // a share, so the others keep it listed, without new frames, until this page leaves.
+      track.addEventListener('ended', () => {
+        if (!peer) return;
+        share.stopped = true;
+        updateSending();
+        logLine(chat, '', 'You stopped sharing your screen.', 'notice');
+      });
     }
     status('Joining…', 'connecting');
     peer = new Peer({
@@ -218,10 +347,14 @@ async function join() {
       secret,
       params: { name: $('name').value.trim() },
       send,
+      // Nothing is sent until the welcome tells the role (updateSending).
+      sendPaused: true,
       receive: RECEIVE,
       onMessage,
+      // Fired while the answer is set, before the tiles exist: kept for makeTile.
       onTrack: (mid, stream) => {
-        const tile = tiles.find((t) => t.mid === mid);
+        streams.set(mid, stream);
+        const tile = tiles.find((t) => !t.local && t.mid === mid);
         if (tile) tile.video.srcObject = stream;
       },
       onClose: (reason) => finished(`You are no longer in the meeting: ${reason}.`, 'warn'),
@@ -230,8 +363,9 @@ async function join() {
   } catch (e) {
     peer = null;
     for (const t of share?.stream.getTracks() || []) t.stop();
-    share?.tile.el.remove();
+    for (const t of tiles) t.el.remove();
     tiles.length = 0;
+    streams.clear();
     share = null;
     $('join-button').disabled = false;
     showError('Could not join', e);
@@ -241,6 +375,7 @@ async function join() {
   show($('join'), false);
   for (const id of ['screens', 'people', 'chat-box']) show($(id));
   renderTiles();
+  updateSending();
 }
 
 $('join-form').addEventListener('submit', (e) => {

@@ -5,7 +5,7 @@
 
 export const T = Object.freeze({
   INPUT: 0x10, CHAT: 0x11, CLIPBOARD: 0x12, SET_CONTROL: 0x13, KEYFRAME_REQUEST: 0x14, END_SESSION: 0x15,
-  SUBSCRIBE: 0x16, ANNOTATE: 0x17, FILE_ANSWER: 0x19,
+  SUBSCRIBE: 0x16, ANNOTATE: 0x17, FILE_ANSWER: 0x19, MUTE_TRACK: 0x1b, REMOVE_PARTICIPANT: 0x1c, SET_ROLE: 0x1d,
   WELCOME: 0x81, PEER: 0x82, CONTROL: 0x83, NOTICE: 0x84, MEETING_WELCOME: 0x85, PARTICIPANT: 0x86,
   TRACK: 0x87, ANNOTATION: 0x88, MEETING_CHAT: 0x89, RECORDING: 0x8a, FILE_OFFER: 0x8b, FILE_STATE: 0x8c,
   TRACK_MID: 0xa0, CLOSE: 0xa1,
@@ -132,6 +132,17 @@ export const subscribe = (track, on) => new Writer(T.SUBSCRIBE).u32(track).bool(
 /** FILE_ANSWER (0x19): this page declines offered files (`accept` false). */
 export const fileAnswer = (transfer, accept, offset = 0) =>
   new Writer(T.FILE_ANSWER).u32(transfer).bool(accept).u64(offset).done();
+
+/** MUTE_TRACK (0x1B), meeting host only: mutes (true) or allows again (false) a share. */
+export const muteTrack = (track, muted) => new Writer(T.MUTE_TRACK).u32(track).bool(muted).done();
+/** REMOVE_PARTICIPANT (0x1C), meeting host only. */
+export const removeParticipant = (participant) => new Writer(T.REMOVE_PARTICIPANT).u32(participant).done();
+/** SET_ROLE (0x1D), meeting host only: `role` is 'presenter' or 'participant'. */
+export function setRole(participant, role) {
+  const n = Number(Object.keys(MEETING_ROLE).find((k) => MEETING_ROLE[k] === role));
+  if (n !== 2 && n !== 3) throw new RangeError(`role ${role}`);
+  return new Writer(T.SET_ROLE).u32(participant).u8(n).done();
+}
 
 /**
  * ANNOTATE (0x17). `a` = {kind: 'stroke'|'rect'|'ellipse'|'arrow'|'text'|'clear', track, color (0xRRGGBBAA),

@@ -83,6 +83,8 @@ function iceGathered(pc, ms) {
  * - `as`: customer | technician | meeting | guest | resume; `secret`: the bearer (code or token);
  * - `params`: more query parameters (`allow_control`, `name`);
  * - `send`: MediaStreamTracks to send, one `sendonly` m-line each (local track ids 0, 1, ...);
+ * - `sendPaused`: offer the `send` m-lines but send nothing on them until `setSending(i, track)` (a meeting
+ *   guest may only share once the host makes it a presenter);
  * - `receive`: how many `recvonly` video m-lines to offer;
  * - `onMessage(msg)`: each decoded control message; `onTrack(mid, stream, track)`: a receiving m-line's
  *   media; `onClose(reason)`: the peer is gone, `reason` from a CLOSE message or the connection state;
@@ -96,6 +98,7 @@ export class Peer {
     this.closeMessage = null;
     this.pc = null;
     this.dc = null;
+    this.senders = [];
   }
 
   async connect() {
@@ -107,8 +110,12 @@ export class Peer {
     dc.onmessage = (e) => this.receive(e.data);
     dc.onclose = () => this.gone('the control channel closed');
     for (const track of o.send || []) {
-      const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [new MediaStream([track])] });
+      const streams = [new MediaStream([track])];
+      // Paused: the m-line is negotiated with no track, so the encoder starts (with a keyframe) only when a
+      // track is set.
+      const t = pc.addTransceiver(o.sendPaused ? 'video' : track, { direction: 'sendonly', streams });
       preferVp8(t);
+      this.senders.push(t.sender);
     }
     for (let i = 0; i < (o.receive || 0); i++) {
       pc.addTransceiver('video', { direction: 'recvonly' });
@@ -161,6 +168,13 @@ export class Peer {
     this.opts.onMessage?.(msg);
     // CLOSE is the relay's last message: the peer is gone, whenever the channel's own close follows.
     if (msg.name === 'close') this.gone('closed by the relay');
+  }
+
+  /** Starts (a track) or stops (null) sending on the `i`th sending m-line; no renegotiation. */
+  async setSending(i, track) {
+    const sender = this.senders[i];
+    if (!sender || this.closed || sender.track === track) return;
+    await sender.replaceTrack(track);
   }
 
   /** Sends one encoded control message; false if the channel is not open. */

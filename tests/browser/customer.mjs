@@ -1,7 +1,9 @@
 // The customer's page shares a synthetic screen (an animated canvas) with the code given, allowing control,
 // waits until the technician is connected, keeps sharing for SECONDS, then closes the browser.
 //   node customer.mjs BASE_URL CODE [SECONDS=10] [TIMEOUT=60]
-// Prints {"ok":true,"state":...,"inputs":N,"shared_seconds":S} (inputs: INPUT events the page received).
+// Prints {"ok":true,"state":...,"inputs":N,"annotations":N,"drawn_pixels":N,"chat":[...],"shared_seconds":S}:
+// INPUT events and ANNOTATIONs the page received, the pixels drawn on the overlay over the preview, and the
+// chat log's lines.
 
 import { launch, done, fail, deadline, run, watch, until, intArg } from './lib.mjs';
 
@@ -16,6 +18,16 @@ const snapshot = async () => page?.evaluate(() => ({
   state: document.body.dataset.state,
   status: document.getElementById('status').textContent,
   inputs: Number(document.body.dataset.inputs || 0),
+  annotations: Number(document.body.dataset.annotations || 0),
+  drawn_pixels: (() => {
+    const c = document.getElementById('overlay');
+    if (!c.width || !c.height) return 0;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) n += 1;
+    return n;
+  })(),
+  chat: [...document.querySelectorAll('#chat li')].map((li) => li.textContent),
 })).catch(() => ({}));
 
 let last = {};

@@ -1,10 +1,11 @@
 // The technician's page connects with a technician token, waits until at least FRAMES video frames of the
 // customer's screen were shown and the customer allows control, then makes the picture's frame 4:3 (so a
 // 16:9 picture is letterboxed) and clicks the picture at the given fractions of its width and height
-// (default: the centre and two points near corners).
+// (default: the centre and two points near corners); then presses "Request keyframe" and "End session".
 //   node technician.mjs BASE_URL TOKEN [FRAMES=20] [CLICKS="0.5,0.5;0.1,0.1;0.9,0.8"] [TIMEOUT=60]
-// Prints {"ok":true,"frames":N,"clicks":[{"fx","fy","x","y"}]}, x and y being the normalised coordinates
-// (0..65535) of each click computed here, independently of the page, from the picture's displayed rectangle.
+// Prints {"ok":true,"frames":N,"clicks":[{"fx","fy","x","y"}],"chat":[...],"state":"ended",...}, x and y being
+// the normalised coordinates (0..65535) of each click computed here, independently of the page, from the
+// picture's displayed rectangle.
 
 import { launch, done, fail, deadline, run, watch, until, intArg } from './lib.mjs';
 
@@ -26,6 +27,7 @@ const snapshot = async () => page?.evaluate(() => ({
   control: document.body.dataset.control,
   frames: Number(document.body.dataset.frames || 0),
   status: document.getElementById('status').textContent,
+  chat: [...document.querySelectorAll('#chat li')].map((li) => li.textContent),
 })).catch(() => ({}));
 deadline(timeout, () => ({ ...last, log }));
 
@@ -68,7 +70,13 @@ run(async () => {
     done_clicks.push({ fx, fy, x: Math.round((px * 65535) / (box.w - 1)), y: Math.round((py * 65535) / (box.h - 1)) });
     await page.waitForTimeout(200);
   }
-  // Let the last events leave before the browser goes.
+  // Let the clicks leave, then ask for a keyframe and end the session.
+  await page.waitForTimeout(500);
+  await page.getByRole('button', { name: 'Request keyframe', exact: true }).click();
+  await page.waitForTimeout(500);
+  await page.getByRole('button', { name: 'End session', exact: true }).click();
+  await until(page, () => document.body.dataset.state === 'ended', null, 10000);
+  // The page waits for the relay's close (or 1.5 s) before it lets go of the connection.
   await page.waitForTimeout(1000);
   clearInterval(poll);
   last = await snapshot();

@@ -16,9 +16,13 @@ use std::time::{Duration, Instant};
 use assist_relay::client::screen::FrameSaver;
 use assist_relay::client::MediaSender;
 use assist_relay::media::{Codec, MediaReader, ReadOptions};
-use assist_relay::protocol::{ClientMsg, FrameHeader, InputEvent, ServerMsg, FRAME_HEADER_LEN};
+use assist_relay::protocol::message::{Annotation, AnnotationKind, MeetingRole, ParticipantState};
+use assist_relay::protocol::{
+    ClientMsg, ErrorCode, FrameHeader, Hello, InputEvent, ServerMsg, FRAME_HEADER_LEN,
+};
 use assist_relay::transport::quic::{GroupEvent, GroupOrder, GroupStreams};
 use common::api::{self, PASSWORD};
+use common::meeting::{id_of, meeting, welcomed_as};
 use common::*;
 use serde_json::{json, Value};
 
@@ -133,6 +137,32 @@ async fn start_relay() -> TestRelay {
     TestRelay::start_with(|l| l.webrtc.listen = Some("127.0.0.1:0".parse().unwrap())).await
 }
 
+/// ffmpeg decodes a recording of a browser's share without an error. As `common::ffmpeg_decodes`, but in the
+/// recording's own time base (`-enc_time_base -1`): a browser captures on its own clock, and two frames closer
+/// than ffmpeg's guessed frame period would otherwise be reported as non-monotonic timestamps of its null
+/// output, although every timestamp in the file increases.
+fn browser_recording_decodes(path: &Path) {
+    let out = match Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-enc_time_base", "-1", "-f", "null", "-"])
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("ffmpeg not found: skipping the decode check (CI requires it)");
+            return;
+        }
+        Err(e) => panic!("ffmpeg is required in CI: {e}"),
+    };
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn assert_script(name: &str, run: &ScriptRun) {
     assert!(
         run.ok,
@@ -210,7 +240,8 @@ async fn pages_load_cleanly() {
 
 /// A browser customer (synthetic screen, control allowed) shares with a native QUIC technician: at least 30
 /// frames arrive, the first a keyframe, and ffmpeg decodes them; the customer's consent reaches the
-/// technician, and the technician's input events reach the page.
+/// technician, and the technician's input events reach the page, which shows their chat and draws their
+/// annotation over its preview.
 #[tokio::test]
 async fn browser_customer_to_native_technician() {
     if !browser_ready() {
@@ -254,6 +285,16 @@ async fn browser_customer_to_native_technician() {
             .send(&ClientMsg::Chat("hello from the native technician".into()))
             .await
             .unwrap();
+        // A circle around the middle of the customer's screen (track 0).
+        let circle = Annotation {
+            kind: AnnotationKind::Ellipse,
+            track: 0,
+            color: 0xff00_00ff,
+            width: 600,
+            points: vec![(20_000, 20_000), (45_000, 45_000)],
+            text: String::new(),
+        };
+        tech.tx.send(&ClientMsg::Annotate(circle)).await.unwrap();
 
         let dir = tempfile::tempdir().unwrap();
         let mut saver = FrameSaver::default();
@@ -292,15 +333,26 @@ async fn browser_customer_to_native_technician() {
         );
         let path = saver.path().unwrap().to_owned();
         saver.finish().unwrap();
-        ffmpeg_decodes(&path);
+        browser_recording_decodes(&path);
 
         let run = customer.await.unwrap();
         assert_script("customer.mjs", &run);
+        let r = &run.result;
         assert!(
-            run.result["inputs"].as_u64().unwrap_or(0) >= 5,
-            "the page received the technician's input: {}",
-            run.result
+            r["inputs"].as_u64().unwrap_or(0) >= 5,
+            "the page received the technician's input: {r}"
         );
+        // The page shows the technician's chat and draws their annotation over its preview.
+        assert!(
+            r["chat"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l == "Technician: hello from the native technician"),
+            "{r}"
+        );
+        assert_eq!(r["annotations"].as_u64(), Some(1), "{r}");
+        assert!(r["drawn_pixels"].as_u64().unwrap_or(0) > 0, "{r}");
     })
     .await
     .unwrap();
@@ -349,7 +401,8 @@ async fn share_recording(
 
 /// A browser technician sees a native customer's screen (the shipped VP8 recording): the page shows at least
 /// 20 frames, then clicks the picture at its centre and near two corners; the customer receives each click
-/// as a left button press and release at the clicked normalised coordinates.
+/// as a left button press and release at the clicked normalised coordinates. Then the page's "Request
+/// keyframe" reaches the customer as a KEYFRAME_REQUEST, and its "End session" ends the session.
 #[tokio::test]
 async fn browser_technician_sees_native_customer_and_clicks_arrive() {
     if !browser_ready() {
@@ -360,16 +413,21 @@ async fn browser_technician_sees_native_customer_and_clicks_arrive() {
         let s = relay.create().await;
         let customer = relay.customer(&s.code, true).await.unwrap();
         let assist_relay::client::Session { conn, mut rx, .. } = customer;
+        // Input events in order, with the keyframe requests among them (None).
         let inputs = Arc::new(Mutex::new(Vec::new()));
         let (kf_tx, kf_rx) = tokio::sync::watch::channel(0u64);
         let reader = {
-            let inputs = inputs.clone();
+            let (inputs, clock) = (inputs.clone(), relay.clock.clone());
             tokio::spawn(async move {
                 while let Ok(Some(m)) = rx.recv().await {
                     match m {
-                        ServerMsg::Input(ev) => inputs.lock().unwrap().push(ev),
+                        ServerMsg::Input(ev) => inputs.lock().unwrap().push(Some(ev)),
                         ServerMsg::KeyframeRequest { .. } => {
+                            inputs.lock().unwrap().push(None);
                             kf_tx.send_modify(|n| *n += 1);
+                            // The relay's clock is manual: let the keyframe interval pass, so that the
+                            // next request (the page's button) is not held back by the throttle.
+                            clock.advance(Duration::from_secs(1));
                         }
                         _ => {}
                     }
@@ -399,10 +457,28 @@ async fn browser_technician_sees_native_customer_and_clicks_arrive() {
         let sent = sharing.await.unwrap();
         assert_script("technician.mjs", &run);
         assert!(run.result["frames"].as_u64().unwrap() >= 20, "{}", run.result);
-        // The page's last events left before it closed; give the relay a moment to forward them.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(run.result["state"], "ended", "{}", run.result);
+        // The page's "End session" ended it for the customer too.
+        let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+            .await
+            .expect("the customer's connection is closed");
+        assert!(
+            matches!(
+                &closed,
+                quinn::ConnectionError::ApplicationClosed(c)
+                    if c.error_code == quinn::VarInt::from(ErrorCode::SessionEnded as u32)
+            ),
+            "{closed:?}"
+        );
         reader.abort();
-        let got = inputs.lock().unwrap().clone();
+        let log = inputs.lock().unwrap().clone();
+        // The page's "Request keyframe" came after its clicks.
+        let last_click = log.iter().rposition(|e| e.is_some()).unwrap_or(0);
+        assert!(
+            log[last_click..].iter().any(Option::is_none),
+            "no keyframe request after the clicks: {log:?}"
+        );
+        let got: Vec<InputEvent> = log.into_iter().flatten().collect();
         let presses: Vec<_> = got
             .iter()
             .filter_map(|e| match e {
@@ -434,6 +510,304 @@ async fn browser_technician_sees_native_customer_and_clicks_arrive() {
             presses.len(),
             2 * clicks.len(),
             "one press and one release per click: {presses:?}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// What the native viewer of the meeting test saw.
+enum Seen {
+    Frame {
+        track: u32,
+        keyframe: bool,
+        wire: bytes::Bytes,
+    },
+    Annotation {
+        from: u32,
+        annotation: Annotation,
+    },
+    Failed(String),
+}
+
+/// A meeting created through the API, its host (native QUIC, "Dana") sharing the shipped VP8 recording, a
+/// native QUIC guest watching, and a browser guest (synthetic screen, "I will share my screen"): the page shows
+/// at least 20 frames in the tile labelled "Dana's screen"; once the host makes the browser guest a presenter,
+/// its screen reaches the native viewer as track participant × 16 (at least 20 frames, the first a keyframe,
+/// decodable); a stroke drawn with the pointer on the page's tile reaches the native viewer as an ANNOTATION on
+/// the host's track at the drawn coordinates; the host ending the meeting ends the page's.
+#[tokio::test]
+async fn browser_meeting_shows_native_and_browser_shares() {
+    if !browser_ready() {
+        return;
+    }
+    const BROWSER: &str = "Ana (browser)";
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = start_relay().await;
+        let admin = api::admin(&relay).await;
+        let m = meeting(&admin, json!({ "topic": "browser meeting" })).await;
+        let host = relay
+            .join_as(
+                "127.0.0.1:0",
+                Hello::Meeting {
+                    token: m["host_token"].as_str().unwrap().to_string(),
+                    name: "Dana".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(welcomed_as(&host), MeetingRole::Host);
+        let host_track = host.participant() * 16;
+        let code = m["code_display"].as_str().unwrap().to_string();
+        let viewer = relay
+            .join_as(
+                "127.0.0.1:0",
+                Hello::MeetingCode {
+                    code: code.clone(),
+                    name: "Native viewer".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let max_frame = match &viewer.welcome {
+            ServerMsg::MeetingWelcome(w) => w.max_frame_bytes as usize,
+            other => panic!("{other:?}"),
+        };
+
+        // The host: answers keyframe requests, and makes the browser guest a presenter when it enters.
+        let assist_relay::client::Session {
+            conn: host_conn,
+            tx: mut host_tx,
+            rx: mut host_rx,
+            ..
+        } = host;
+        let (kf_tx, kf_rx) = tokio::sync::watch::channel(0u64);
+        let (id_tx, id_rx) = tokio::sync::oneshot::channel();
+        let host_task = tokio::spawn(async move {
+            let mut id_tx = Some(id_tx);
+            while let Ok(Some(msg)) = host_rx.recv().await {
+                match msg {
+                    ServerMsg::KeyframeRequest { .. } => kf_tx.send_modify(|n| *n += 1),
+                    ServerMsg::Participant {
+                        participant,
+                        state: ParticipantState::Present,
+                        name,
+                        ..
+                    } if name == BROWSER => {
+                        let set = ClientMsg::SetRole {
+                            participant,
+                            role: MeetingRole::Presenter,
+                        };
+                        host_tx.send(&set).await.unwrap();
+                        if let Some(t) = id_tx.take() {
+                            let _ = t.send(participant);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let stop = tokio_util::sync::CancellationToken::new();
+        let sharing = tokio::spawn(share_recording(
+            MediaSender::new(host_conn.clone(), 0),
+            kf_rx,
+            stop.clone(),
+        ));
+
+        // The viewer: every frame (all tracks, read as they come) and every annotation.
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let assist_relay::client::Session {
+            conn: viewer_conn,
+            rx: mut viewer_rx,
+            ..
+        } = viewer;
+        let frames_task = {
+            let seen_tx = seen_tx.clone();
+            let conn = viewer_conn.clone();
+            tokio::spawn(async move {
+                let mut groups = GroupStreams::new(&conn, max_frame, GroupOrder::Live);
+                loop {
+                    match groups.next().await {
+                        Ok(GroupEvent::Frame(f)) => {
+                            let _ = seen_tx.send(Seen::Frame {
+                                track: f.track,
+                                keyframe: f.keyframe,
+                                wire: f.wire,
+                            });
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            let _ = seen_tx.send(Seen::Failed(format!("viewer media: {e}")));
+                            return;
+                        }
+                    }
+                }
+            })
+        };
+        let control_task = tokio::spawn(async move {
+            while let Ok(Some(msg)) = viewer_rx.recv().await {
+                if let ServerMsg::Annotation {
+                    from, annotation, ..
+                } = msg
+                {
+                    let _ = seen_tx.send(Seen::Annotation { from, annotation });
+                }
+            }
+        });
+
+        let page = tokio::spawn(node_async(
+            "meeting.mjs",
+            vec![
+                relay.api.clone(),
+                code,
+                BROWSER.into(),
+                "Dana".into(),
+                "20".into(),
+                "75".into(),
+            ],
+            vec![],
+            Duration::from_secs(80),
+        ));
+        let browser_id = tokio::time::timeout(Duration::from_secs(40), id_rx)
+            .await
+            .expect("the browser guest entered the meeting")
+            .unwrap();
+        let browser_track = browser_id * 16;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut saver = FrameSaver::default();
+        let (mut first, mut annotation) = (None, None);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while saver.frames < 20 || annotation.is_none() {
+            let Ok(ev) = tokio::time::timeout_at(deadline, seen.recv()).await else {
+                let rtp_in = relay
+                    .metric("assist_relay_webrtc_rtp_bytes_total{direction=\"in\"}")
+                    .await;
+                panic!(
+                    "the viewer got {} frames of the browser's track {browser_track} ({rtp_in} RTP bytes \
+                     reached the relay), annotation: {annotation:?}",
+                    saver.frames
+                );
+            };
+            match ev.expect("the viewer's tasks run") {
+                Seen::Frame {
+                    track,
+                    keyframe,
+                    wire,
+                } if track == browser_track => {
+                    first.get_or_insert(keyframe);
+                    saver
+                        .save(&wire, max_frame, |c| {
+                            dir.path().join(format!(
+                                "browser.{}",
+                                assist_relay::client::screen::extension(c)
+                            ))
+                        })
+                        .unwrap();
+                }
+                Seen::Frame { .. } => {}
+                Seen::Annotation { from, annotation: a } if from == browser_id => {
+                    annotation = Some(a);
+                }
+                Seen::Annotation { .. } => {}
+                Seen::Failed(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(first, Some(true), "the browser's share starts with a keyframe");
+        assert!(
+            matches!(saver.codec(), Some(Codec::Vp8 | Codec::H264)),
+            "VP8 or H.264, not {:?}",
+            saver.codec()
+        );
+        let path = saver.path().unwrap().to_owned();
+        saver.finish().unwrap();
+        browser_recording_decodes(&path);
+
+        // The host ends the meeting (API, as the host): the page is told and its script ends.
+        let (s, v) = admin
+            .delete(&format!("/api/v1/meetings/{}", id_of(&m)))
+            .await;
+        assert_eq!(s, 204, "{v}");
+        let run = page.await.unwrap();
+        stop.cancel();
+        sharing.await.unwrap();
+        for t in [host_task, frames_task, control_task] {
+            t.abort();
+        }
+        assert_script("meeting.mjs", &run);
+        eprintln!("meeting.mjs: {}", run.result);
+        let r = &run.result;
+        assert_eq!(r["participant"].as_u64(), Some(u64::from(browser_id)), "{r}");
+        assert!(r["frames"].as_u64().unwrap() >= 20, "{r}");
+        assert_eq!(r["track"].as_u64(), Some(u64::from(host_track)), "{r}");
+        assert!(r["drawn_pixels"].as_u64().unwrap() > 0, "the stroke is drawn: {r}");
+        assert!(
+            r["final_status"].as_str().unwrap().contains("ended by the host"),
+            "{r}"
+        );
+
+        // The stroke: on the host's share, from where the pointer went down to where it came up.
+        let a = annotation.unwrap();
+        assert_eq!(a.kind, AnnotationKind::Stroke, "{a:?}");
+        assert_eq!(a.track, host_track, "{a:?}");
+        let near = |p: (u16, u16), want: &Value| {
+            let (x, y) = (want[0].as_i64().unwrap(), want[1].as_i64().unwrap());
+            (i64::from(p.0) - x).abs() <= 656 && (i64::from(p.1) - y).abs() <= 656
+        };
+        assert!(
+            near(a.points[0], &r["stroke"]["from"]),
+            "{:?} starts near {}",
+            a.points,
+            r["stroke"]
+        );
+        assert!(
+            near(*a.points.last().unwrap(), &r["stroke"]["to"]),
+            "{:?} ends near {}",
+            a.points,
+            r["stroke"]
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// Two meeting pages, the host's (join token) and a guest's (meeting code), both with "I will share my screen":
+/// the guest's page sends nothing until the host's page makes it a presenter; then each page shows the other's
+/// screen, the host's page mutes the guest's share and ends the meeting, and the guest's page shows both.
+#[tokio::test]
+async fn browser_host_page_makes_a_browser_guest_a_presenter() {
+    if !browser_ready() {
+        return;
+    }
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = start_relay().await;
+        let admin = api::admin(&relay).await;
+        let m = meeting(&admin, json!({ "topic": "two browsers" })).await;
+        let run = node_async(
+            "meeting-host.mjs",
+            vec![
+                relay.api.clone(),
+                m["host_token"].as_str().unwrap().to_string(),
+                m["code_display"].as_str().unwrap().to_string(),
+                "10".into(),
+                "75".into(),
+            ],
+            vec![],
+            Duration::from_secs(80),
+        )
+        .await;
+        assert_script("meeting-host.mjs", &run);
+        eprintln!("meeting-host.mjs: {}", run.result);
+        let guest = &run.result["guest"];
+        assert_eq!(guest["role"], "presenter", "{}", run.result);
+        assert!(
+            guest["chat"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l == "the host muted your share"),
+            "{}",
+            run.result
         );
     })
     .await
