@@ -31,7 +31,7 @@ use quinn::Connection;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::load::{cap_errors, micros, Window, DRAIN_GRACE, START_DELAY};
+use crate::load::{cap_errors, micros, spawn_ticker, Window, DRAIN_GRACE, START_DELAY};
 use crate::relay_proc;
 use crate::report::{new_histogram, Percentiles, PhaseReport};
 
@@ -517,20 +517,18 @@ pub(crate) async fn run_fanout(
     }
     drop(expected_tx);
     let ticker = {
-        let (bar, progress, plan) = (bar.clone(), progress.clone(), plan.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
-            loop {
-                tick.tick().await;
-                let elapsed = Instant::now().saturating_duration_since(plan.t0);
-                bar.set_position(elapsed.as_millis() as u64);
-                bar.set_message(format!(
-                    "frames produced {} received {}",
+        let progress = progress.clone();
+        spawn_ticker(
+            bar.clone(),
+            plan.t0,
+            ["frames produced", "received"],
+            move || {
+                (
                     progress.offered.load(Ordering::Relaxed),
-                    progress.delivered.load(Ordering::Relaxed)
-                ));
-            }
-        })
+                    progress.delivered.load(Ordering::Relaxed),
+                )
+            },
+        )
     };
     tokio::time::sleep_until(plan.t0.into()).await;
     let (cpu0, gen0) = (cpu(), generator.cpu_seconds());

@@ -264,19 +264,12 @@ pub(crate) async fn run_load(
         ));
     }
     let ticker = {
-        let (bar, progress, plan) = (bar.clone(), progress.clone(), plan.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
-            loop {
-                tick.tick().await;
-                let elapsed = Instant::now().saturating_duration_since(plan.t0);
-                bar.set_position(elapsed.as_millis() as u64);
-                bar.set_message(format!(
-                    "offered {} delivered {}",
-                    progress.offered.load(Ordering::Relaxed),
-                    progress.delivered.load(Ordering::Relaxed)
-                ));
-            }
+        let progress = progress.clone();
+        spawn_ticker(bar.clone(), plan.t0, ["offered", "delivered"], move || {
+            (
+                progress.offered.load(Ordering::Relaxed),
+                progress.delivered.load(Ordering::Relaxed),
+            )
         })
     };
     tokio::time::sleep_until(plan.t0.into()).await;
@@ -411,6 +404,39 @@ pub(crate) fn set_cpu(rep: &mut PhaseReport, cpu_s: Option<f64>) {
     rep.cpu_s_per_delivered_gb = cpu_s
         .filter(|_| rep.delivered_bytes > 0)
         .map(|c| c / (rep.delivered_bytes as f64 / 1e9));
+}
+
+/// Runs `fut` under the setup bound `limit`, naming the step (`what`) in its error.
+pub(crate) async fn step<T>(
+    limit: Duration,
+    what: impl FnOnce() -> String,
+    fut: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    use anyhow::Context;
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.with_context(what),
+        Err(_) => Err(anyhow::anyhow!("{} took longer than {limit:?}", what())),
+    }
+}
+
+/// Moves `bar` every 200 ms from `t0` on, its message naming two counters (`names`, read by `counts`),
+/// until the returned task is aborted.
+pub(crate) fn spawn_ticker(
+    bar: ProgressBar,
+    t0: Instant,
+    names: [&'static str; 2],
+    counts: impl Fn() -> (u64, u64) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tick.tick().await;
+            let elapsed = Instant::now().saturating_duration_since(t0);
+            bar.set_position(elapsed.as_millis() as u64);
+            let (a, b) = counts();
+            bar.set_message(format!("{} {a} {} {b}", names[0], names[1]));
+        }
+    })
 }
 
 /// A progress bar over `duration_s` of sending on stderr (hidden with `--json`).

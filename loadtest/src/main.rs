@@ -7,6 +7,7 @@
 //!   compared with the same load over plain QUIC (`--direct`).
 //! - `meeting` ([`meeting`]): one meeting, P publishers fanned out to N subscribers, optionally compared
 //!   with one sender writing the same frames straight to N receivers (`--direct`).
+//! - `webrtc` ([`webrtc`]): one meeting, a str0m publisher fanned out to N str0m viewers over WebRTC.
 //!
 //! The relay under test runs as a child process (`assist-relay serve` from the same target directory) so its
 //! CPU is measured alone; `--pin-relay`/`--pin-load` put it and the load generator on different CPUs.
@@ -19,6 +20,7 @@ mod meeting;
 mod pairs;
 mod relay_proc;
 mod report;
+mod webrtc;
 
 use std::process::{Command, ExitCode};
 
@@ -40,6 +42,10 @@ enum Cmd {
     /// subscribers for D seconds: offered vs delivered, latency percentiles, relay CPU per delivered GB;
     /// `--direct` adds one sender writing the same frames straight to N receivers.
     Meeting(meeting::MeetingArgs),
+    /// One meeting over WebRTC: a str0m publisher at F frames/s (uniformly random VP8-shaped frames)
+    /// fanned out to N str0m viewers for D seconds: offered vs delivered, latency percentiles, relay CPU
+    /// per forwarded Mbit and per delivered GB.
+    Webrtc(webrtc::WebrtcArgs),
 }
 
 /// What every scenario's report offers the printer.
@@ -111,6 +117,7 @@ fn main() -> ExitCode {
     let pin_load = match &cli.cmd {
         Cmd::Pairs(a) => a.pin_load.clone(),
         Cmd::Meeting(a) => a.pin_load.clone(),
+        Cmd::Webrtc(a) => a.pin_load.clone(),
     };
     if let Some(cpu) = &pin_load {
         if let Err(e) = pin_self(cpu) {
@@ -131,6 +138,10 @@ fn main() -> ExitCode {
         Cmd::Meeting(args) => {
             let json = args.json;
             finish(rt.block_on(meeting::run(args)), json)
+        }
+        Cmd::Webrtc(args) => {
+            let json = args.json;
+            finish(rt.block_on(webrtc::run(args)), json)
         }
     }
 }

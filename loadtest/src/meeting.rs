@@ -35,17 +35,14 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::api::{api_call, bootstrap_admin, login};
+use crate::api::{api_call, login};
 use crate::fanout::{run_fanout, FanoutPlan, Generator, PhaseSetup, PlanSpec, Publisher, Receiver};
-use crate::load::{progress_bar, set_cpu};
-use crate::relay_proc::{self, RelayProc, SpawnOptions};
+use crate::load::{progress_bar, set_cpu, step};
+use crate::relay_proc;
 use crate::report::{Machine, MeetingParams, MeetingReport, PhaseReport};
 
 /// Teardown waits at most this long for the relay to close the meeting.
 const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Per-address and per-meeting limits of the child relay: every load connection comes from 127.0.0.1,
-/// and the defaults (32 connections per address, 100 participants) are meant for real clients.
-const CHILD_LIMIT: usize = 1_000_000;
 /// Receiving connections (and so QUIC connections and UDP sockets) one run may open.
 const MAX_RECEIVERS: usize = 5_000;
 /// How the direct sender's CPU is measured (echoed in the report).
@@ -227,18 +224,6 @@ async fn api_post<T: DeserializeOwned>(
         timeout,
     )
     .await
-}
-
-/// Runs `fut` under the setup bound.
-async fn step<T>(
-    limit: Duration,
-    what: impl FnOnce() -> String,
-    fut: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(r) => r.with_context(what),
-        Err(_) => Err(anyhow::anyhow!("{} took longer than {limit:?}", what())),
-    }
 }
 
 /// One joined participant: its endpoint (kept open) and session.
@@ -580,29 +565,12 @@ pub async fn run(args: MeetingArgs) -> anyhow::Result<MeetingReport> {
             label: addr.clone(),
         },
         None => {
-            let mut extra_args: Vec<String> = [
-                "--max-connections-per-address",
-                "--max-sessions-per-address",
-                "--meeting-max-participants",
-            ]
-            .iter()
-            .flat_map(|f| [f.to_string(), CHILD_LIMIT.to_string()])
-            .collect();
-            extra_args.extend(args.relay_arg.iter().cloned());
-            // Unique per run and always past the relay's 10-character minimum (a short pid alone is not).
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let initial = format!("loadtest-{}-{nanos:09}", std::process::id());
-            let opts = SpawnOptions {
-                pin_cpu: args.pin_relay.clone(),
-                extra_args,
-                env: vec![("ASSIST_RELAY_BOOTSTRAP_PASSWORD".into(), initial.clone())],
-            };
-            let p = RelayProc::spawn(&opts).await?;
-            let token = bootstrap_admin(&p.api, &initial, args.setup_timeout())
-                .await
-                .context("the child relay's first administrator login")?;
+            let (p, token) = relay_proc::spawn_meeting_relay(
+                args.pin_relay.clone(),
+                &args.relay_arg,
+                args.setup_timeout(),
+            )
+            .await?;
             let t = RelayTarget {
                 quic: p.quic,
                 api: p.api.clone(),

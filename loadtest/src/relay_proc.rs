@@ -165,6 +165,46 @@ pub struct SpawnOptions {
     pub env: Vec<(String, String)>,
 }
 
+/// Per-address and per-meeting limits of a meeting load's child relay: every load connection comes from
+/// 127.0.0.1, and the defaults (32 connections per address, 100 participants) are meant for real clients.
+const MEETING_CHILD_LIMIT: usize = 1_000_000;
+
+/// A relay child for a meeting load (per-address and participant limits lifted, then `relay_args`), its
+/// first administrator's first login done: the child and that administrator's token.
+pub async fn spawn_meeting_relay(
+    pin_cpu: Option<String>,
+    relay_args: &[String],
+    timeout: Duration,
+) -> anyhow::Result<(RelayProc, String)> {
+    let mut extra_args: Vec<String> = [
+        "--max-connections-per-address",
+        "--max-sessions-per-address",
+        "--meeting-max-participants",
+    ]
+    .iter()
+    .flat_map(|f| [f.to_string(), MEETING_CHILD_LIMIT.to_string()])
+    .collect();
+    extra_args.extend(relay_args.iter().cloned());
+    // Unique per run and always past the relay's 10-character minimum (a short pid alone is not).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let initial = format!("loadtest-{}-{nanos:09}", std::process::id());
+    let opts = SpawnOptions {
+        pin_cpu,
+        extra_args,
+        env: vec![("ASSIST_RELAY_BOOTSTRAP_PASSWORD".into(), initial.clone())],
+    };
+    let proc = RelayProc::spawn(&opts).await?;
+    match crate::api::bootstrap_admin(&proc.api, &initial, timeout).await {
+        Ok(token) => Ok((proc, token)),
+        Err(e) => Err(e.context(format!(
+            "the child relay's first administrator login; relay log tail:\n{}",
+            proc.log_tail(15)
+        ))),
+    }
+}
+
 /// A running relay child process. See the module documentation.
 pub struct RelayProc {
     child: Child,
