@@ -240,7 +240,7 @@ section! {
         max_message_bytes: ByteSize = ByteSize(64 << 10), env = "ASSIST_RELAY_MAX_MESSAGE_BYTES";
         /// QUIC connections at once (further handshakes are refused).
         max_connections: usize = 10_000, env = "ASSIST_RELAY_MAX_CONNECTIONS";
-        /// QUIC connections at once from one address (IPv4 /32, IPv6 /64).
+        /// QUIC connections and WebRTC peers at once from one address (IPv4 /32, IPv6 /64), each kind counted apart.
         max_connections_per_address: usize = 32, env = "ASSIST_RELAY_MAX_CONNECTIONS_PER_ADDRESS";
         /// Sessions one address (IPv4 /32, IPv6 /64) takes part in at once; both sides of one session count once.
         max_sessions_per_address: usize = 16, env = "ASSIST_RELAY_MAX_SESSIONS_PER_ADDRESS";
@@ -329,17 +329,17 @@ section! {
         /// Furthest ahead a meeting may be scheduled.
         max_schedule_ahead: Dur = Dur(Duration::from_secs(90 * 86_400)), env = "ASSIST_RELAY_MEETING_MAX_SCHEDULE_AHEAD", flag = "meeting-max-schedule-ahead";
         /// Whiteboard bytes held per room for late joiners; past it drawing is refused until a clear.
-        whiteboard_bytes: ByteSize = ByteSize(1 << 20), env = "ASSIST_RELAY_WHITEBOARD_BYTES";
+        whiteboard_bytes: ByteSize = ByteSize(1 << 20), env = "ASSIST_RELAY_MEETING_WHITEBOARD_BYTES", flag = "meeting-whiteboard-bytes";
         /// Chat lines a meeting keeps for late joiners.
-        chat_history: usize = 200, env = "ASSIST_RELAY_CHAT_HISTORY";
+        chat_history: usize = 200, env = "ASSIST_RELAY_MEETING_CHAT_HISTORY", flag = "meeting-chat-history";
         /// Largest file a transfer may carry (meetings and remote-assist sessions).
-        max_file_bytes: ByteSize = ByteSize(2 << 30), env = "ASSIST_RELAY_MAX_FILE_BYTES";
+        max_file_bytes: ByteSize = ByteSize(2 << 30), env = "ASSIST_RELAY_MEETING_MAX_FILE_BYTES", flag = "meeting-max-file-bytes";
         /// File transfers open at once per room.
-        max_transfers: usize = 16, env = "ASSIST_RELAY_MAX_TRANSFERS";
+        max_transfers: usize = 16, env = "ASSIST_RELAY_MEETING_MAX_TRANSFERS", flag = "meeting-max-transfers";
         /// Bytes one recording may write (all its files and its log); reaching it stops the recording.
-        recording_quota: ByteSize = ByteSize(4 << 30), env = "ASSIST_RELAY_RECORDING_QUOTA";
+        recording_quota: ByteSize = ByteSize(4 << 30), env = "ASSIST_RELAY_MEETING_RECORDING_QUOTA", flag = "meeting-recording-quota";
         /// Frames and events queued for a recording's writer; past it a track skips to its next keyframe.
-        recording_queue: usize = 2048, env = "ASSIST_RELAY_RECORDING_QUEUE";
+        recording_queue: usize = 2048, env = "ASSIST_RELAY_MEETING_RECORDING_QUEUE", flag = "meeting-recording-queue";
     }
 }
 
@@ -362,6 +362,9 @@ section! {
         max_recv_tracks: u32 = 8, env = "ASSIST_RELAY_WEBRTC_MAX_RECV_TRACKS", flag = "webrtc-max-recv-tracks";
         /// UDP datagrams queued for one peer's task; past it they are dropped (and counted), as a network would.
         packet_queue: usize = 512, env = "ASSIST_RELAY_WEBRTC_PACKET_QUEUE", flag = "webrtc-packet-queue";
+        /// RTP packets kept per sending m-line to answer NACKs (retransmission); the memory a viewer costs is
+        /// about this many packets of up to 1.2 KB each per m-line it receives on.
+        nack_history: usize = 512, env = "ASSIST_RELAY_WEBRTC_NACK_HISTORY", flag = "webrtc-nack-history";
     }
 }
 
@@ -521,20 +524,23 @@ impl Config {
             return bad("rates must be positive".into());
         }
         let w = &self.webrtc;
-        if w.max_peers == 0 || w.packet_queue == 0 || !(1..=64).contains(&w.max_recv_tracks) {
-            return bad(
-                "webrtc.max_peers and webrtc.packet_queue must be at least 1, webrtc.max_recv_tracks 1..=64"
-                    .into(),
-            );
+        for (name, v) in [
+            ("webrtc.max_peers", w.max_peers),
+            ("webrtc.packet_queue", w.packet_queue),
+            ("webrtc.nack_history", w.nack_history),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
         }
-        if !w.advertise.is_empty()
-            && w.advertise.parse::<std::net::IpAddr>().is_err()
-            && w.advertise.parse::<SocketAddr>().is_err()
-        {
+        if !(1..=64).contains(&w.max_recv_tracks) {
             return bad(format!(
-                "webrtc.advertise must be an IP address or IP:port, not {:?}",
-                w.advertise
+                "webrtc.max_recv_tracks must be 1..=64, not {}",
+                w.max_recv_tracks
             ));
+        }
+        if let Err(why) = check_advertise(&w.advertise, w.listen) {
+            return bad(format!("webrtc.advertise {:?}: {why}", w.advertise));
         }
         let m = &self.meeting;
         if !(1..=crate::core::TRACKS_PER_PARTICIPANT).contains(&m.max_tracks_per_presenter) {
@@ -599,6 +605,36 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `webrtc.advertise` must name an address a browser can send to: empty (derived from the listen
+/// address), or a unicast IP (with an optional non-zero port) of the listen address's family.
+fn check_advertise(advertise: &str, listen: SocketAddr) -> Result<(), &'static str> {
+    if advertise.is_empty() {
+        return Ok(());
+    }
+    let (ip, port) = match advertise.parse::<SocketAddr>() {
+        Ok(a) => (a.ip(), Some(a.port())),
+        Err(_) => match advertise.parse::<std::net::IpAddr>() {
+            Ok(ip) => (ip, None),
+            Err(_) => return Err("must be an IP address or IP:port"),
+        },
+    };
+    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    if ip.is_unspecified() || ip.is_multicast() || broadcast {
+        return Err(
+            "must be a unicast address peers can send to (not unspecified, multicast or broadcast)",
+        );
+    }
+    if port == Some(0) {
+        return Err("the port must not be 0");
+    }
+    // A dual-stack listen address ([::]) serves both families; any other serves its own.
+    let dual = listen.ip().is_unspecified() && listen.is_ipv6();
+    if !dual && ip.is_ipv4() != listen.is_ipv4() {
+        return Err("must be of the same address family as webrtc.listen");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -718,5 +754,34 @@ mod tests {
         assert_eq!("4MiB".parse::<ByteSize>(), Ok(ByteSize(4 << 20)));
         assert!("4MB".parse::<ByteSize>().is_err());
         assert_eq!(ByteSize(64 << 10).to_string(), "64KiB");
+    }
+
+    #[test]
+    fn the_webrtc_candidate_must_be_reachable() {
+        let v4: SocketAddr = "0.0.0.0:4434".parse().unwrap();
+        let v6_any: SocketAddr = "[::]:4434".parse().unwrap();
+        let v6: SocketAddr = "[::1]:4434".parse().unwrap();
+        for (advertise, listen) in [
+            ("", v4),
+            ("203.0.113.7", v4),
+            ("203.0.113.7:443", v4),
+            ("2001:db8::1", v6_any),
+            ("203.0.113.7", v6_any),
+            ("[::1]:5000", v6),
+        ] {
+            assert_eq!(check_advertise(advertise, listen), Ok(()), "{advertise}");
+        }
+        for (advertise, listen) in [
+            ("example.com", v4),
+            ("0.0.0.0", v4),
+            ("::", v6_any),
+            ("224.0.0.1", v4),
+            ("255.255.255.255", v4),
+            ("1.2.3.4:0", v4),
+            ("::1", v4),
+            ("127.0.0.1", v6),
+        ] {
+            assert!(check_advertise(advertise, listen).is_err(), "{advertise}");
+        }
     }
 }

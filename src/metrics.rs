@@ -64,7 +64,7 @@ impl WebRtcMetrics {
         .expect("valid metric");
         r.register(Box::new(peers.clone()))
             .expect("registered once");
-        WebRtcMetrics {
+        let m = WebRtcMetrics {
             peers,
             failures: counter_vec(
                 r,
@@ -95,7 +95,8 @@ impl WebRtcMetrics {
                 r,
                 "webrtc_plis_total",
                 "Keyframe requests (PLI or FIR), by direction: received (from a receiver; passed to the room's \
-                 throttle, see keyframe_requests_total), sent (to a publisher, after the throttle)",
+                 throttle, see keyframe_requests_total), sent (to a publisher: requests that passed the throttle, and the \
+                 relay's own when a publisher's frame was lost or too large)",
                 "direction",
             ),
             channel_messages: counter_vec(
@@ -115,10 +116,33 @@ impl WebRtcMetrics {
                 "webrtc_dropped_datagrams_total",
                 "UDP datagrams on the WebRTC port not given to any peer, by reason: unknown_source (not a STUN \
                  request for a known peer: garbage or stray), queue_full (the peer's task is behind), oversized, \
-                 malformed (from a known peer, refused by its stack)",
+                 malformed (from a known peer: not STUN, DTLS or RTP/RTCP, or refused by its stack)",
                 "reason",
             ),
+        };
+        // Every documented series exists from the start (at 0), so dashboards and rate() have data.
+        for state in ["connecting", "connected"] {
+            m.peers.with_label_values(&[state]);
         }
+        let series: [(&IntCounterVec, &[&str]); 8] = [
+            (&m.failures, &["ice", "dtls", "no_control_channel"]),
+            (&m.rtp_packets, &["in", "out"]),
+            (&m.rtp_bytes, &["in", "out"]),
+            (&m.nacks, &["received", "sent"]),
+            (&m.plis, &["received", "sent"]),
+            (&m.channel_messages, &["in", "out"]),
+            (&m.bridged_frames, &["quic_to_webrtc", "webrtc_to_quic"]),
+            (
+                &m.dropped_datagrams,
+                &["unknown_source", "queue_full", "oversized", "malformed"],
+            ),
+        ];
+        for (vec, values) in series {
+            for v in values {
+                vec.with_label_values(&[v]);
+            }
+        }
+        m
     }
 }
 
@@ -155,7 +179,7 @@ impl RelayMetrics {
         .expect("valid metric");
         r.register(Box::new(latency.clone()))
             .expect("registered once");
-        RelayMetrics {
+        let m = RelayMetrics {
             sessions_active: gauge(
                 r,
                 "sessions_active",
@@ -240,7 +264,11 @@ impl RelayMetrics {
                 "reason",
             ),
             webrtc: WebRtcMetrics::register(r),
+        };
+        for result in ["sent", "suppressed"] {
+            m.keyframe_requests.with_label_values(&[result]);
         }
+        m
     }
 }
 

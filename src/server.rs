@@ -273,6 +273,7 @@ impl Server {
         tracing::info!(
             quic = %server.quic_addr().map_or("disabled".to_string(), |a| a.to_string()),
             webrtc = %server.webrtc_addr().map_or("disabled".to_string(), |a| a.to_string()),
+            webrtc_candidate = %server.webrtc.as_ref().map_or("-".to_string(), |w| w.candidate_addr().to_string()),
             http = %server.http_addr(),
             metrics = %server.metrics_addr(),
             cert_sha256 = %tls::fingerprint_hex(&cert_sha256),

@@ -25,6 +25,10 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/rtc/{peer}", delete(disconnect))
 }
 
+/// The response header of a `201` carrying the room's resume token (section 13.1): a peer whose
+/// connection never comes up (so never reads its WELCOME) enters again with `as=resume` and it.
+pub const RESUME_TOKEN_HEADER: &str = "assist-resume-token";
+
 /// How the peer enters: the HELLO mode (section 4.3) whose secret is the bearer.
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -76,16 +80,20 @@ fn refused(e: RtcConnectError) -> Response {
     let code = e.code();
     let status = status_of(code);
     let message = e.to_string();
-    let mut res = ApiError::new(status, code.as_str(), message.clone()).into_response();
-    if code == ErrorCode::RateLimited {
-        // "too many failed attempts; retry in <N>s"
-        let secs = message
-            .rsplit_once("retry in ")
-            .and_then(|(_, s)| s.trim_end_matches('s').parse::<u64>().ok())
-            .unwrap_or(1);
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    if code != ErrorCode::RateLimited {
+        return ApiError::new(status, code.as_str(), message).into_response();
     }
+    // "too many failed attempts; retry in <N>s": the wait goes in the body (as everywhere in the API)
+    // and in Retry-After.
+    let secs = message
+        .rsplit_once("retry in ")
+        .and_then(|(_, s)| s.trim_end_matches('s').parse::<u64>().ok())
+        .unwrap_or(1);
+    let mut res = ApiError::new(status, code.as_str(), message)
+        .with("retry_after_secs", secs.into())
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     res
 }
 
@@ -96,7 +104,8 @@ fn refused(e: RtcConnectError) -> Response {
         description = "the SDP offer, with a data channel labelled `control`"),
     security(("code_or_token" = [])),
     responses(
-        (status = 201, description = "the SDP answer; `Location` is the peer's URL for DELETE",
+        (status = 201, description = "the SDP answer; `Location` is the peer's URL for DELETE; \
+            `Assist-Resume-Token` the resume token for entering again with `as=resume`",
             content_type = "application/sdp", body = String),
         (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody),
         (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody),
@@ -176,7 +185,7 @@ pub(crate) async fn connect(
     match webrtc.connect(remote.ip(), hello, offer).await {
         Ok(c) => {
             let location = format!("/api/v1/rtc/{}", c.id);
-            Ok((
+            let mut res = (
                 StatusCode::CREATED,
                 [
                     (header::CONTENT_TYPE, "application/sdp".to_string()),
@@ -184,7 +193,11 @@ pub(crate) async fn connect(
                 ],
                 c.answer,
             )
-                .into_response())
+                .into_response();
+            if let Some(t) = c.resume_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+                res.headers_mut().insert(RESUME_TOKEN_HEADER, t);
+            }
+            Ok(res)
         }
         Err(e) => Ok(refused(e)),
     }

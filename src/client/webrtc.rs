@@ -88,6 +88,8 @@ pub struct RtcClient {
     pub events: mpsc::Receiver<RtcEvent>,
     /// The peer's URL (`Location` of the answer) for `DELETE`.
     pub location: String,
+    /// The answer's `Assist-Resume-Token`: enters again (`as=resume`) if this connection never comes up.
+    pub resume_token: Option<String>,
     api: String,
     /// The local UDP address.
     pub local: SocketAddr,
@@ -149,6 +151,11 @@ impl RtcClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        let resume_token = res
+            .headers()
+            .get(crate::api::rtc::RESUME_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = res
             .text()
             .await
@@ -185,6 +192,7 @@ impl RtcClient {
             cmd,
             events,
             location,
+            resume_token,
             api: api.to_string(),
             local,
         })

@@ -128,26 +128,12 @@ pub fn bind(
         addr,
         source: e,
     })?;
-    let want = l.udp_buffer.usize();
-    let _ = socket.set_recv_buffer_size(want);
-    let _ = socket.set_send_buffer_size(want);
+    super::size_udp_buffers(&socket, l.udp_buffer.usize(), "QUIC");
     socket.bind(&addr.into()).map_err(|e| ServerError::Bind {
         what: "QUIC",
         addr,
         source: e,
     })?;
-    let (rcv, snd) = (
-        socket.recv_buffer_size().unwrap_or(0),
-        socket.send_buffer_size().unwrap_or(0),
-    );
-    if rcv < want || snd < want {
-        tracing::warn!(
-            wanted = want,
-            receive = rcv,
-            send = snd,
-            "UDP buffers capped by the kernel; raise net.core.rmem_max / wmem_max for bursty loads"
-        );
-    }
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         Some(server),

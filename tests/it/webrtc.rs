@@ -139,6 +139,26 @@ async fn rtc_publish(c: &RtcClient, frames: &[MediaFrame]) {
 #[tokio::test]
 async fn offers_are_answered_or_refused_with_their_status() {
     let relay = TestRelay::start().await;
+    // Every documented WebRTC series is there from the start, at 0 (docs/PROTOCOL.md section 13.7).
+    let text = reqwest::get(&relay.metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "assist_relay_webrtc_peers{state=\"connected\"} 0",
+        "assist_relay_webrtc_failures_total{kind=\"ice\"} 0",
+        "assist_relay_webrtc_rtp_packets_total{direction=\"out\"} 0",
+        "assist_relay_webrtc_nacks_total{direction=\"sent\"} 0",
+        "assist_relay_webrtc_plis_total{direction=\"received\"} 0",
+        "assist_relay_webrtc_channel_messages_total{direction=\"in\"} 0",
+        "assist_relay_webrtc_bridged_frames_total{direction=\"webrtc_to_quic\"} 0",
+        "assist_relay_webrtc_dropped_datagrams_total{reason=\"malformed\"} 0",
+        "assist_relay_keyframe_requests_total{result=\"suppressed\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == series), "{series} missing");
+    }
     let s = relay.create().await;
     let post = |query: &str, auth: &str, ctype: &str, body: String| {
         let req = reqwest::Client::new()
@@ -174,6 +194,21 @@ async fn offers_are_answered_or_refused_with_their_status() {
     assert_eq!(
         post("as=customer", &s.code, sdp, "v=0\r\n".into()).await,
         (400, "invalid_offer".into())
+    );
+    // The parser's internals (memory offsets, grammar) stay in the server's log.
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/rtc?as=customer", relay.api))
+        .bearer_auth(&s.code)
+        .header("content-type", sdp)
+        .body("m=application 9 x\r\n")
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = res.json().await.unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not parseable SDP") && !message.contains("Pointer"),
+        "{message}"
     );
     assert_eq!(
         post("as=customer", &s.code, "text/plain", "v=0".into()).await,
@@ -555,6 +590,11 @@ async fn a_browser_customer_leaves_and_resumes_with_its_token() {
     let ServerMsg::Welcome { resume_token, .. } = welcome(&mut cust).await else {
         panic!("a customer is welcomed with WELCOME")
     };
+    assert_eq!(
+        cust.resume_token.as_ref(),
+        Some(&resume_token),
+        "the answer's header"
+    );
     let peer_state = |want: PeerState| move |m: &ServerMsg| matches!(m, ServerMsg::Peer { state, .. } if *state == want);
     expect_msg(&mut tech, peer_state(PeerState::Joined)).await;
     cust.close().await;
@@ -574,4 +614,39 @@ async fn a_browser_customer_leaves_and_resumes_with_its_token() {
         ServerMsg::Welcome { .. }
     ));
     expect_msg(&mut tech, peer_state(PeerState::Resumed)).await;
+}
+
+/// A browser whose connection never comes up (its code spent by the 201) enters again with the answer's
+/// `Assist-Resume-Token`, without ever having read its WELCOME.
+#[tokio::test]
+async fn a_browser_whose_connection_never_came_up_enters_again_with_the_answers_token() {
+    use assist_relay::protocol::message::PeerState;
+    let relay = TestRelay::start().await;
+    let s = relay.create().await;
+    let mut tech = relay.technician(&s).await;
+    let lost = RtcClient::connect(&relay.api, "as=customer", &s.code, &opts(1, 0))
+        .await
+        .unwrap();
+    lost.drop_connection().await;
+    let token = lost
+        .resume_token
+        .clone()
+        .expect("the 201 carries the resume token");
+    let again = RtcClient::connect(&relay.api, "as=customer", &s.code, &opts(1, 0)).await;
+    assert!(
+        matches!(&again, Err(assist_relay::client::ClientError::Api { status: 403, code, .. }) if code == "code_used"),
+        "{:?}",
+        again.err()
+    );
+    let mut back = RtcClient::connect(&relay.api, "as=resume", &token, &opts(1, 0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        welcome(&mut back).await,
+        ServerMsg::Welcome { .. }
+    ));
+    expect_msg(&mut tech, |m| {
+        matches!(m, ServerMsg::Peer { state, .. } if matches!(state, PeerState::Joined | PeerState::Resumed))
+    })
+    .await;
 }

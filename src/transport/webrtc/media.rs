@@ -256,6 +256,41 @@ pub fn video_mlines(answer: &str) -> Vec<VideoLine> {
     out
 }
 
+/// The video m-lines a peer uses, by its HELLO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uses {
+    /// A customer: it sends its screen.
+    Sending,
+    /// A technician: it receives the customer's screen.
+    Receiving,
+    /// A meeting participant (or a peer resuming): either.
+    Either,
+}
+
+/// Unusable m-lines (no VP8 or H.264 with packetization-mode 1) are left unused; the offer is refused only
+/// when it has m-lines in the direction the peer uses and none of them is usable. A rejected m-line
+/// (inactive in the answer) counts for every direction, as its offered direction is gone.
+pub fn check_codecs(lines: &[VideoLine], uses: Uses) -> Result<(), String> {
+    let counts = |l: &&VideoLine| {
+        let rejected = !l.relay_receives && !l.relay_sends;
+        rejected
+            || match uses {
+                Uses::Sending => l.relay_receives,
+                Uses::Receiving => l.relay_sends,
+                Uses::Either => true,
+            }
+    };
+    let needed: Vec<&VideoLine> = lines.iter().filter(counts).collect();
+    if needed.is_empty() || needed.iter().any(|l| l.usable) {
+        return Ok(());
+    }
+    let mids: Vec<&str> = needed.iter().map(|l| l.mid.as_str()).collect();
+    Err(format!(
+        "no video m-line this peer uses offers VP8 or H.264 (packetization-mode=1): m-lines {}",
+        mids.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,6 +397,27 @@ mod tests {
         );
         assert!(lines[1].relay_sends && !lines[1].relay_receives && lines[1].usable);
         assert!(!lines[2].usable);
+    }
+
+    #[test]
+    fn only_the_direction_a_peer_uses_needs_a_codec() {
+        let line = |mid: &str, recv: bool, send: bool, usable: bool| VideoLine {
+            mid: mid.into(),
+            relay_receives: recv,
+            relay_sends: send,
+            usable,
+        };
+        // A technician with a VP8 m-line and a VP9-only one (rejected: inactive) is fine; with only the
+        // VP9 one it is not.
+        let tech = [line("0", false, true, true), line("1", false, false, false)];
+        assert_eq!(check_codecs(&tech, Uses::Receiving), Ok(()));
+        assert!(check_codecs(&tech[1..], Uses::Receiving).is_err());
+        // A customer's unusable send line is refused even beside a usable receive line it does not use.
+        let cust = [line("0", true, false, false), line("1", false, true, true)];
+        assert!(check_codecs(&cust, Uses::Sending).is_err());
+        assert_eq!(check_codecs(&cust, Uses::Either), Ok(()));
+        // No video at all is not a codec problem.
+        assert_eq!(check_codecs(&[], Uses::Sending), Ok(()));
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct Connected {
     pub id: String,
     /// The SDP answer.
     pub answer: String,
+    /// The resume token of the room's welcome (`Assist-Resume-Token`): a peer whose connection never
+    /// comes up enters again with `as=resume` and this token instead of its spent code or token.
+    pub resume_token: Option<String>,
 }
 
 /// A peer as the endpoint knows it.
@@ -111,9 +114,7 @@ impl WebRtc {
             socket2::Type::DGRAM,
             None,
         )?;
-        let want = cfg.limits.udp_buffer.usize();
-        let _ = socket.set_recv_buffer_size(want);
-        let _ = socket.set_send_buffer_size(want);
+        super::size_udp_buffers(&socket, cfg.limits.udp_buffer.usize(), "WebRTC");
         socket.bind(&addr.into())?;
         socket.set_nonblocking(true)?;
         let socket = UdpSocket::from_std(socket.into())?;
@@ -227,8 +228,13 @@ impl WebRtc {
                     .into(),
             ));
         }
-        let offer = str0m::change::SdpOffer::from_sdp_string(offer)
-            .map_err(|e| RtcConnectError::Offer(e.to_string()))?;
+        let offer = str0m::change::SdpOffer::from_sdp_string(offer).map_err(|e| {
+            // The parser's own text names memory offsets and its grammar: for the log, not the peer.
+            tracing::debug!(error = %e, "unparseable SDP offer");
+            RtcConnectError::Offer(
+                "not parseable SDP (RFC 8866: v=, o=, s=, t= then m= sections with a=mid)".into(),
+            )
+        })?;
         let slot = PeerSlot::take(self, from)?;
         let (reply, answer) = oneshot::channel();
         let leave = CancellationToken::new();
@@ -253,7 +259,11 @@ impl WebRtc {
         };
         self.relay.tasks.spawn(peer::run(self.clone(), setup));
         match answer.await {
-            Ok(Ok(answer)) => Ok(Connected { id, answer }),
+            Ok(Ok(a)) => Ok(Connected {
+                id,
+                answer: a.answer,
+                resume_token: a.resume_token,
+            }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(RtcConnectError::Refused(
                 ErrorCode::Internal,

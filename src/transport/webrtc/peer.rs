@@ -39,11 +39,18 @@ pub(super) struct Setup {
     pub from: IpAddr,
     pub hello: Hello,
     pub offer: SdpOffer,
-    pub reply: oneshot::Sender<Result<String, RtcConnectError>>,
+    pub reply: oneshot::Sender<Result<Answered, RtcConnectError>>,
     pub leave: CancellationToken,
     pub tx: PeerTx,
     pub rx: mpsc::Receiver<Datagram>,
     pub slot: PeerSlot,
+}
+
+/// What the peer's task answers the signaling request with.
+pub(super) struct Answered {
+    pub answer: String,
+    /// The resume token of the room's welcome: a peer whose connection never comes up returns with it.
+    pub resume_token: Option<String>,
 }
 
 /// A close the room (or a full queue) asked for.
@@ -68,7 +75,7 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
         let _ = reply.send(Err(e));
     };
     // The offer first: a refused offer must not spend the code or token it came with.
-    let negotiated = match negotiate(&ep, creds.clone(), offer) {
+    let negotiated = match negotiate(&ep, creds.clone(), offer, &hello) {
         Ok(n) => n,
         Err(e) => {
             ep.forget(&id, &creds.ufrag, &tx, &[]);
@@ -165,7 +172,14 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
     ep.by_ufrag.insert(creds.ufrag.clone(), tx.clone());
     let m = &relay.metrics.webrtc;
     m.peers.with_label_values(&["connecting"]).inc();
-    if reply.send(Ok(answer)).is_err() {
+    let resume_token = resume_token_of(&first);
+    if reply
+        .send(Ok(Answered {
+            answer,
+            resume_token,
+        }))
+        .is_err()
+    {
         // The HTTP client went away before it got the answer: nobody will connect.
         m.peers.with_label_values(&["connecting"]).dec();
         let _ = room.send(RoomMsg::Input(RoomInput::Left { conn })).await;
@@ -291,7 +305,28 @@ struct Negotiated {
     receive: Vec<Mid>,
 }
 
-fn negotiate(ep: &WebRtc, creds: IceCreds, offer: SdpOffer) -> Result<Negotiated, RtcConnectError> {
+/// The resume token in the room's first message to a peer (WELCOME or MEETING_WELCOME, alone or first
+/// in a batch).
+fn resume_token_of(first: &ControlOut) -> Option<String> {
+    let msg = match first {
+        ControlOut::Msg(m) => m,
+        ControlOut::Batch(b) => b.first()?,
+        ControlOut::Close(..) => return None,
+    };
+    match msg {
+        ServerMsg::Welcome { resume_token, .. } => Some(resume_token.clone()),
+        ServerMsg::MeetingWelcome(w) => Some(w.resume_token.clone()),
+        _ => None,
+    }
+}
+
+/// Answers the offer; m-lines with no usable codec are left unused ([`media::check_codecs`]).
+fn negotiate(
+    ep: &WebRtc,
+    creds: IceCreds,
+    offer: SdpOffer,
+    hello: &Hello,
+) -> Result<Negotiated, RtcConnectError> {
     let now = Instant::now();
     let mut rtc = RtcConfig::new()
         .set_local_ice_credentials(creds)
@@ -301,6 +336,7 @@ fn negotiate(ep: &WebRtc, creds: IceCreds, offer: SdpOffer) -> Result<Negotiated
         .enable_vp8(true)
         .enable_h264(true)
         .set_stats_interval(Some(STATS_INTERVAL))
+        .set_send_buffer_video(ep.relay.cfg.webrtc.nack_history)
         .build(now);
     let candidate = Candidate::host(ep.candidate, "udp")
         .map_err(|e| RtcConnectError::Refused(ErrorCode::Internal, e.to_string()))?;
@@ -313,13 +349,13 @@ fn negotiate(ep: &WebRtc, creds: IceCreds, offer: SdpOffer) -> Result<Negotiated
     let lines = media::video_mlines(&answer);
     tracing::debug!(?lines, "negotiated video m-lines");
     let (mut sends, mut receives) = (Vec::new(), Vec::new());
-    for line in lines {
-        if !line.usable {
-            return Err(RtcConnectError::Codec(format!(
-                "m-line {} offers neither VP8 nor H.264 (packetization-mode=1)",
-                line.mid
-            )));
-        }
+    let uses = match hello {
+        Hello::Customer { .. } => media::Uses::Sending,
+        Hello::Technician { .. } => media::Uses::Receiving,
+        _ => media::Uses::Either,
+    };
+    media::check_codecs(&lines, uses).map_err(RtcConnectError::Codec)?;
+    for line in lines.into_iter().filter(|l| l.usable) {
         // The answer's direction is the relay's: it receives what the peer sends.
         let mid = Mid::from(line.mid.as_str());
         if line.relay_receives {
@@ -399,6 +435,8 @@ impl Peer {
             self.sources.push(dg.source);
         }
         let Ok(contents) = dg.data.as_slice().try_into() else {
+            // Neither STUN, DTLS nor RTP/RTCP by its first byte (RFC 7983).
+            self.count_malformed();
             return;
         };
         let input = Input::Receive(
@@ -412,16 +450,16 @@ impl Peer {
         );
         if self.rtc.handle_input(input).is_err() {
             // A malformed packet is the peer's own problem: str0m drops it; only a fatal error ends the peer.
-            self.relay
-                .metrics
-                .webrtc
-                .dropped_datagrams
-                .with_label_values(&["malformed"])
-                .inc();
+            self.count_malformed();
             if !self.rtc.is_alive() {
                 self.done.get_or_insert(Some("dtls"));
             }
         }
+    }
+
+    fn count_malformed(&self) {
+        let m = &self.relay.metrics.webrtc;
+        m.dropped_datagrams.with_label_values(&["malformed"]).inc();
     }
 
     fn timeout(&mut self) {
@@ -646,7 +684,8 @@ impl Peer {
                 u64::from(rtp_timestamp(header.capture_ts_us)),
                 Frequency::NINETY_KHZ,
             );
-            if let Err(e) = w.write(pt, frame.received_at, time, payload.to_vec()) {
+            // str0m keeps the payload as an `Arc<[u8]>`: built from the slice, one copy per receiver.
+            if let Err(e) = w.write(pt, frame.received_at, time, &payload[..]) {
                 tracing::debug!(error = %e, "RTP write failed");
                 continue;
             }
