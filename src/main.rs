@@ -79,9 +79,26 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// The command line, with every `serve` value named as the derived ones are (`<WEBRTC_LISTEN>`): config
+/// keys whose flag carries its section get their id from the flag, which `--help` would print as is.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let cmd = Cli::command().mut_subcommand("serve", |serve| {
+        serve.mut_args(|a| {
+            let name = a.get_id().as_str().replace('-', "_").to_uppercase();
+            if a.get_action().takes_values() {
+                a.value_name(name)
+            } else {
+                a
+            }
+        })
+    });
+    Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let default_level = if matches!(cli.cmd, Cmd::Serve { .. }) {
         "info"
     } else {
