@@ -351,8 +351,8 @@ section! {
         /// UDP address every WebRTC peer talks to (ICE, DTLS, RTP, data channels).
         listen: SocketAddr = addr("0.0.0.0:4434"), env = "ASSIST_RELAY_WEBRTC_LISTEN", flag = "webrtc-listen";
         /// Address put in the ICE candidate: an IP (the bound port is used) or IP:port, e.g. the public address
-        /// of a NAT in front of a private bind address. Empty: the bound address, or 127.0.0.1 when bound to
-        /// the unspecified address.
+        /// of a NAT in front of a private bind address. Empty: the bound address, or loopback (127.0.0.1, or
+        /// ::1 for [::]) when bound to the unspecified address.
         advertise: String = String::new(), env = "ASSIST_RELAY_WEBRTC_ADVERTISE", flag = "webrtc-advertise";
         /// WebRTC peers connected at once; further offers answer 503 `busy`.
         max_peers: usize = 2000, env = "ASSIST_RELAY_WEBRTC_MAX_PEERS", flag = "webrtc-max-peers";
@@ -607,6 +607,31 @@ impl Config {
     }
 }
 
+/// Environment variables that named `[meeting]` keys before every `[meeting]` key carried its section.
+const RENAMED_ENV: [&str; 6] = [
+    "WHITEBOARD_BYTES",
+    "CHAT_HISTORY",
+    "MAX_FILE_BYTES",
+    "MAX_TRANSFERS",
+    "RECORDING_QUOTA",
+    "RECORDING_QUEUE",
+];
+
+/// Refuses to start with a renamed environment variable set, so a deployment does not lose the setting
+/// without a word.
+pub fn check_renamed_env() -> Result<(), ConfigError> {
+    for key in RENAMED_ENV {
+        let old = format!("ASSIST_RELAY_{key}");
+        if std::env::var_os(&old).is_some() {
+            return Err(ConfigError::Invalid(format!(
+                "{old} is now ASSIST_RELAY_MEETING_{key} (meeting.{}): rename it",
+                key.to_ascii_lowercase()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `webrtc.advertise` must name an address a browser can send to: empty (derived from the listen
 /// address), or a unicast IP (with an optional non-zero port) of the listen address's family.
 fn check_advertise(advertise: &str, listen: SocketAddr) -> Result<(), &'static str> {
@@ -620,11 +645,14 @@ fn check_advertise(advertise: &str, listen: SocketAddr) -> Result<(), &'static s
             Err(_) => return Err("must be an IP address or IP:port"),
         },
     };
-    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
-    if ip.is_unspecified() || ip.is_multicast() || broadcast {
-        return Err(
-            "must be a unicast address peers can send to (not unspecified, multicast or broadcast)",
-        );
+    // ::ffff:a.b.c.d is the IPv4 address a.b.c.d.
+    let ip = ip.to_canonical();
+    // 0.0.0.0/8 ("this network") and 240.0.0.0/4 (reserved, broadcast included) reach nobody.
+    let reserved =
+        matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[0] == 0 || v4.octets()[0] >= 240);
+    if ip.is_unspecified() || ip.is_multicast() || reserved {
+        return Err("must be a unicast address peers can send to \
+             (not unspecified, multicast, broadcast or reserved)");
     }
     if port == Some(0) {
         return Err("the port must not be 0");
@@ -778,6 +806,11 @@ mod tests {
             ("224.0.0.1", v4),
             ("255.255.255.255", v4),
             ("1.2.3.4:0", v4),
+            ("::ffff:0.0.0.0", v6),
+            ("::ffff:224.0.0.1", v6_any),
+            ("0.0.0.1", v4),
+            ("240.0.0.1", v4),
+            ("::ffff:127.0.0.1", v6),
             ("::1", v4),
             ("127.0.0.1", v6),
         ] {

@@ -45,6 +45,7 @@ enum Cmd {
 }
 
 async fn serve(config: Option<PathBuf>, flags: ConfigLayer) -> anyhow::Result<()> {
+    assist_relay::config::check_renamed_env()?;
     let file = match &config {
         Some(path) => ConfigLayer::from_file(path)?,
         None => ConfigLayer::default(),
@@ -99,10 +100,12 @@ fn parse_cli() -> Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = parse_cli();
+    // str0m warns about every odd SDP or packet a peer sends, before the peer is even authenticated: the
+    // relay logs its own line for those, so str0m's own lines wait for RUST_LOG.
     let default_level = if matches!(cli.cmd, Cmd::Serve { .. }) {
-        "info"
+        "info,str0m=error,dimpl=error,sctp_proto=error"
     } else {
-        "warn"
+        "warn,str0m=error,dimpl=error,sctp_proto=error"
     };
     tracing_subscriber::fmt()
         .with_env_filter(

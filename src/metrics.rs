@@ -233,8 +233,9 @@ impl RelayMetrics {
             connections_closed: counter_vec(
                 r,
                 "connections_closed_total",
-                "QUIC connections closed, by reason: the relay's close code name, or peer_closed, timed_out, lost, \
-                 handshake_failed, busy (refused at max_connections)",
+                "Connections closed, by reason: the relay's close code name (QUIC connections, and WebRTC peers \
+                 the relay refused or closed), or peer_closed, timed_out, lost, handshake_failed, busy (QUIC \
+                 connections refused at max_connections)",
                 "reason",
             ),
             groups_reset: counter(

@@ -76,8 +76,10 @@ fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-fn refused(e: RtcConnectError) -> Response {
+/// The refusal's answer, and its one log line.
+fn refused(from: std::net::IpAddr, e: RtcConnectError) -> Response {
     let code = e.code();
+    tracing::info!(%from, code = code.as_str(), error = %e, "WebRTC offer refused");
     let status = status_of(code);
     let message = e.to_string();
     if code != ErrorCode::RateLimited {
@@ -162,9 +164,10 @@ pub(crate) async fn connect(
         )
     })?;
     let Ok(offer) = std::str::from_utf8(&bytes) else {
-        return Ok(refused(RtcConnectError::Offer(
-            "the offer is not UTF-8".into(),
-        )));
+        return Ok(refused(
+            remote.ip(),
+            RtcConnectError::Offer("the offer is not UTF-8".into()),
+        ));
     };
     let hello = match q.mode {
         RtcMode::Customer => Hello::Customer {
@@ -199,7 +202,7 @@ pub(crate) async fn connect(
             }
             Ok(res)
         }
-        Err(e) => Ok(refused(e)),
+        Err(e) => Ok(refused(remote.ip(), e)),
     }
 }
 

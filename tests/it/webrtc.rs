@@ -650,3 +650,120 @@ async fn a_browser_whose_connection_never_came_up_enters_again_with_the_answers_
     })
     .await;
 }
+
+/// POSTs a well-formed offer (a `control` channel, one `recvonly` VP8 m-line) from a peer that never sends a
+/// packet: the status, the answer's `Assist-Resume-Token`, and the answer.
+async fn silent_offer(
+    relay: &TestRelay,
+    query: &str,
+    bearer: &str,
+) -> (u16, Option<String>, String) {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::RtcConfig::new()
+        .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
+        .clear_codecs()
+        .enable_vp8(true)
+        .build(std::time::Instant::now());
+    let local = "127.0.0.1:9".parse().unwrap();
+    rtc.add_local_candidate(str0m::Candidate::host(local, "udp").unwrap());
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    change.add_channel("control".into());
+    let (offer, _pending) = change.apply().unwrap();
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/rtc?{query}", relay.api))
+        .bearer_auth(bearer)
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let token = res
+        .headers()
+        .get("assist-resume-token")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, token, res.text().await.unwrap())
+}
+
+/// A peer replaced before its connection came up (resumed from another tab) is gone at once: its slot is
+/// free and it is not counted as a failure.
+#[tokio::test]
+async fn a_replaced_peer_that_never_connected_is_gone_at_once() {
+    let relay = TestRelay::start().await;
+    let s = relay.create().await;
+    let (status, token, _) = silent_offer(&relay, "as=technician", &s.technician_token).await;
+    assert_eq!(status, 201);
+    let (status, token2, _) = silent_offer(&relay, "as=resume", &token.unwrap()).await;
+    assert_eq!(status, 201);
+    assert!(token2.is_some());
+    let connecting = "assist_relay_webrtc_peers{state=\"connecting\"}";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while relay.metric(connecting).await > 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replaced peer still holds its slot"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failures = relay
+        .metric("assist_relay_webrtc_failures_total{kind=\"no_control_channel\"}")
+        .await;
+    assert_eq!(failures, 0.0);
+}
+
+/// A STUN request naming a live peer but failing its integrity check does not bind its source address to
+/// the peer: what comes from there next is still an unknown source.
+#[tokio::test]
+async fn a_stun_request_that_fails_integrity_binds_no_address() {
+    let relay = TestRelay::start().await;
+    let s = relay.create().await;
+    let (status, _, answer) = silent_offer(&relay, "as=technician", &s.technician_token).await;
+    assert_eq!(status, 201);
+    let ufrag = answer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .expect("the answer has an ICE ufrag")
+        .to_string();
+    // Binding request: USERNAME "<relay ufrag>:peer", MESSAGE-INTEGRITY of the wrong password.
+    let mut user = format!("{ufrag}:peer").into_bytes();
+    let user_len = user.len();
+    user.resize(user_len.div_ceil(4) * 4, 0);
+    let mut attrs = Vec::new();
+    attrs.extend_from_slice(&0x0006u16.to_be_bytes());
+    attrs.extend_from_slice(&(user_len as u16).to_be_bytes());
+    attrs.extend_from_slice(&user);
+    attrs.extend_from_slice(&0x0008u16.to_be_bytes());
+    attrs.extend_from_slice(&20u16.to_be_bytes());
+    attrs.extend_from_slice(&[0x5a; 20]);
+    let mut stun = vec![0x00, 0x01];
+    stun.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    stun.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    stun.extend_from_slice(&[7u8; 12]);
+    stun.extend_from_slice(&attrs);
+    let addr = relay.webrtc.expect("WebRTC is on");
+    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    junk.send_to(&stun, addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut buf = [0u8; 1500];
+    let answered = tokio::time::timeout(Duration::from_millis(100), junk.recv_from(&mut buf)).await;
+    assert!(
+        answered.is_err(),
+        "a request that fails integrity gets no answer"
+    );
+    let unknown = "assist_relay_webrtc_dropped_datagrams_total{reason=\"unknown_source\"}";
+    let malformed = "assist_relay_webrtc_dropped_datagrams_total{reason=\"malformed\"}";
+    let (u0, m0) = (relay.metric(unknown).await, relay.metric(malformed).await);
+    for _ in 0..10 {
+        junk.send_to(b"\x00garbage", addr).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while relay.metric(unknown).await < u0 + 10.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "garbage not counted as unknown_source"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(relay.metric(malformed).await, m0);
+}

@@ -204,6 +204,8 @@ pub struct VideoLine {
     pub relay_sends: bool,
     /// VP8, or H.264 with packetization-mode 1, was agreed on it.
     pub usable: bool,
+    /// Its port is 0 (rejected in an answer, disabled in an offer).
+    pub port_zero: bool,
 }
 
 /// The video m-lines of an SDP answer the relay made; rejected ones (port 0) are not usable.
@@ -251,6 +253,7 @@ pub fn video_mlines(answer: &str) -> Vec<VideoLine> {
             relay_receives: matches!(dir, "sendrecv" | "recvonly"),
             relay_sends: matches!(dir, "sendrecv" | "sendonly"),
             usable: !rejected && (vp8 || h264_ok),
+            port_zero: rejected,
         });
     }
     out
@@ -267,18 +270,28 @@ pub enum Uses {
     Either,
 }
 
+/// Sets each answered m-line's directions from the offer (an m-line the relay rejected is `inactive` in its
+/// answer, whatever the peer offered): the relay receives what the peer offered to send, and sends what it
+/// offered to receive; an m-line offered with port 0 or `inactive` is in no direction.
+pub fn directions_from_offer(lines: &mut [VideoLine], offer: &str) {
+    let offered = video_mlines(offer);
+    for l in lines.iter_mut() {
+        let Some(o) = offered.iter().find(|o| o.mid == l.mid) else {
+            continue;
+        };
+        // `video_mlines` reads directions as an answer's: in an offer they are the peer's.
+        l.relay_receives = o.relay_sends && !o.port_zero;
+        l.relay_sends = o.relay_receives && !o.port_zero;
+    }
+}
+
 /// Unusable m-lines (no VP8 or H.264 with packetization-mode 1) are left unused; the offer is refused only
-/// when it has m-lines in the direction the peer uses and none of them is usable. A rejected m-line
-/// (inactive in the answer) counts for every direction, as its offered direction is gone.
+/// when it has m-lines in the direction the peer uses and none of them is usable.
 pub fn check_codecs(lines: &[VideoLine], uses: Uses) -> Result<(), String> {
-    let counts = |l: &&VideoLine| {
-        let rejected = !l.relay_receives && !l.relay_sends;
-        rejected
-            || match uses {
-                Uses::Sending => l.relay_receives,
-                Uses::Receiving => l.relay_sends,
-                Uses::Either => true,
-            }
+    let counts = |l: &&VideoLine| match uses {
+        Uses::Sending => l.relay_receives,
+        Uses::Receiving => l.relay_sends,
+        Uses::Either => l.relay_receives || l.relay_sends,
     };
     let needed: Vec<&VideoLine> = lines.iter().filter(counts).collect();
     if needed.is_empty() || needed.iter().any(|l| l.usable) {
@@ -392,7 +405,8 @@ mod tests {
                 mid: "0".into(),
                 relay_receives: true,
                 relay_sends: false,
-                usable: true
+                usable: true,
+                port_zero: false,
             }
         );
         assert!(lines[1].relay_sends && !lines[1].relay_receives && lines[1].usable);
@@ -406,18 +420,43 @@ mod tests {
             relay_receives: recv,
             relay_sends: send,
             usable,
+            port_zero: false,
         };
-        // A technician with a VP8 m-line and a VP9-only one (rejected: inactive) is fine; with only the
-        // VP9 one it is not.
-        let tech = [line("0", false, true, true), line("1", false, false, false)];
+        // A technician with a VP8 m-line and a VP9-only one is fine; with only the VP9 one it is not; an
+        // inactive VP9 m-line is in no direction.
+        let tech = [line("0", false, true, true), line("1", false, true, false)];
         assert_eq!(check_codecs(&tech, Uses::Receiving), Ok(()));
         assert!(check_codecs(&tech[1..], Uses::Receiving).is_err());
+        let inactive = [line("0", false, false, false)];
+        assert_eq!(check_codecs(&inactive, Uses::Receiving), Ok(()));
+        assert_eq!(check_codecs(&inactive, Uses::Either), Ok(()));
         // A customer's unusable send line is refused even beside a usable receive line it does not use.
         let cust = [line("0", true, false, false), line("1", false, true, true)];
         assert!(check_codecs(&cust, Uses::Sending).is_err());
         assert_eq!(check_codecs(&cust, Uses::Either), Ok(()));
         // No video at all is not a codec problem.
         assert_eq!(check_codecs(&[], Uses::Sending), Ok(()));
+    }
+
+    #[test]
+    fn directions_come_from_the_offer() {
+        // The relay rejected m-line 1 (port 0, inactive); the peer had offered to receive on it.
+        let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n\
+            m=video 0 UDP/TLS/RTP/SAVPF 98\r\na=mid:1\r\na=inactive\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=inactive\r\na=rtpmap:96 VP8/90000\r\n";
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 98\r\na=mid:1\r\na=recvonly\r\na=rtpmap:98 VP9/90000\r\n\
+            m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n";
+        let mut lines = video_mlines(answer);
+        directions_from_offer(&mut lines, offer);
+        let dirs: Vec<(bool, bool)> = lines
+            .iter()
+            .map(|l| (l.relay_receives, l.relay_sends))
+            .collect();
+        assert_eq!(dirs, [(false, true), (false, true), (false, false)]);
+        assert_eq!(check_codecs(&lines, Uses::Receiving), Ok(()));
+        assert!(check_codecs(&lines[1..], Uses::Receiving).is_err());
+        assert_eq!(check_codecs(&lines[2..], Uses::Receiving), Ok(()));
     }
 
     #[test]

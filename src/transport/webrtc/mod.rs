@@ -163,6 +163,8 @@ impl WebRtc {
                     },
                     _ = cancel.cancelled() => break,
                 };
+                // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d: the peers see them as IPv4.
+                let source = SocketAddr::new(source.ip().to_canonical(), source.port());
                 ep.dispatch(source, &buf[..n]);
             }
         });
@@ -174,6 +176,8 @@ impl WebRtc {
             m.dropped_datagrams.with_label_values(&["oversized"]).inc();
             return;
         }
+        // A STUN request names its peer but does not bind its address to it: the peer learns the address
+        // when its stack answers, that is once the request's integrity checked out ([`WebRtc::send`]).
         let tx = match self.by_addr.get(&source) {
             Some(tx) => tx.clone(),
             None => {
@@ -183,7 +187,6 @@ impl WebRtc {
                         .inc();
                     return;
                 };
-                self.by_addr.insert(source, tx.clone());
                 tx
             }
         };
@@ -283,6 +286,20 @@ impl WebRtc {
         }
     }
 
+    /// Sends a peer's datagram; the first one to an address routes that address's datagrams to the peer.
+    fn send(&self, tx: &PeerTx, sources: &mut Vec<SocketAddr>, data: &[u8], to: SocketAddr) {
+        if !sources.contains(&to) {
+            sources.push(to);
+            self.by_addr.insert(to, tx.clone());
+        }
+        let wire = match (to.ip(), self.local.is_ipv6()) {
+            (IpAddr::V4(v4), true) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), to.port()),
+            _ => to,
+        };
+        // UDP semantics: a full socket buffer drops the datagram; RTP and SCTP recover.
+        let _ = self.socket.try_send_to(data, wire);
+    }
+
     fn forget(&self, id: &str, ufrag: &str, tx: &PeerTx, sources: &[SocketAddr]) {
         self.peers.remove(id);
         self.by_ufrag.remove(ufrag);
@@ -346,10 +363,10 @@ fn random_id(relay: &Relay) -> String {
 /// `webrtc.advertise` (IP or IP:port) resolved against the bound address.
 fn advertised(advertise: &str, local: SocketAddr) -> SocketAddr {
     if let Ok(a) = advertise.parse::<SocketAddr>() {
-        return a;
+        return SocketAddr::new(a.ip().to_canonical(), a.port());
     }
     if let Ok(ip) = advertise.parse::<IpAddr>() {
-        return SocketAddr::new(ip, local.port());
+        return SocketAddr::new(ip.to_canonical(), local.port());
     }
     if local.ip().is_unspecified() {
         let ip: IpAddr = if local.is_ipv4() {

@@ -71,7 +71,7 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
     } = s;
     let creds = IceCreds::new();
     let refuse = |reply: oneshot::Sender<_>, e: RtcConnectError| {
-        tracing::debug!(%from, code = e.code().as_str(), error = %e, "WebRTC offer refused");
+        tracing::debug!(%from, code = e.code().as_str(), "WebRTC peer task refused its offer");
         let _ = reply.send(Err(e));
     };
     // The offer first: a refused offer must not spend the code or token it came with.
@@ -207,6 +207,7 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
         slots: Slots::new(receive),
         pts: HashMap::new(),
         sources: Vec::new(),
+        tx: tx.clone(),
         connected: false,
         done: None,
         closing: None,
@@ -241,8 +242,9 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
                 .map_or(timeout, |c| c.min(timeout))
                 .max(Instant::now()),
         );
-        let ctl_ready =
-            p.control.is_some() && p.out.len() < MAX_PENDING_MESSAGES && p.closing.is_none();
+        // Before the channel opens messages wait in `out` (bounded), so a close (a replacing connection,
+        // the session's end) ends a peer whose connection never came up at once.
+        let ctl_ready = p.out.len() < MAX_PENDING_MESSAGES && p.closing.is_none();
         tokio::select! {
             dg = rx.recv() => match dg {
                 Some(dg) => p.receive(dg),
@@ -341,12 +343,14 @@ fn negotiate(
     let candidate = Candidate::host(ep.candidate, "udp")
         .map_err(|e| RtcConnectError::Refused(ErrorCode::Internal, e.to_string()))?;
     rtc.add_local_candidate(candidate);
+    let offered = offer.to_sdp_string();
     let answer = rtc
         .sdp_api()
         .accept_offer(offer)
         .map_err(|e| RtcConnectError::Offer(e.to_string()))?;
     let answer = answer.to_sdp_string();
-    let lines = media::video_mlines(&answer);
+    let mut lines = media::video_mlines(&answer);
+    media::directions_from_offer(&mut lines, &offered);
     tracing::debug!(?lines, "negotiated video m-lines");
     let (mut sends, mut receives) = (Vec::new(), Vec::new());
     let uses = match hello {
@@ -389,8 +393,10 @@ struct Peer {
     publish: Vec<(Mid, TrackIngress)>,
     slots: Slots<Mid>,
     pts: HashMap<(Mid, Codec), Option<Pt>>,
-    /// Addresses the peer's datagrams came from (routes to forget at the end).
+    /// Addresses the peer's stack has sent to: the routes to it (forgotten at the end).
     sources: Vec<SocketAddr>,
+    /// The peer's datagram queue, for those routes.
+    tx: PeerTx,
     connected: bool,
     /// Set to end the loop; the inner value names a failure for the metrics.
     done: Option<Option<&'static str>>,
@@ -417,8 +423,8 @@ impl Peer {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => return t,
                 Ok(Output::Transmit(t)) => {
-                    // UDP semantics: a full socket buffer drops the datagram; RTP and SCTP recover.
-                    let _ = self.ep.socket.try_send_to(&t.contents, t.destination);
+                    self.ep
+                        .send(&self.tx, &mut self.sources, &t.contents, t.destination);
                 }
                 Ok(Output::Event(e)) => self.event(e),
                 Err(e) => {
@@ -431,9 +437,6 @@ impl Peer {
     }
 
     fn receive(&mut self, dg: Datagram) {
-        if !self.sources.contains(&dg.source) {
-            self.sources.push(dg.source);
-        }
         let Ok(contents) = dg.data.as_slice().try_into() else {
             // Neither STUN, DTLS nor RTP/RTCP by its first byte (RFC 7983).
             self.count_malformed();
