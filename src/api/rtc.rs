@@ -79,7 +79,11 @@ fn status_of(code: ErrorCode) -> StatusCode {
 /// The refusal's answer, and its one log line.
 fn refused(from: std::net::IpAddr, e: RtcConnectError) -> Response {
     let code = e.code();
-    tracing::info!(%from, code = code.as_str(), error = %e, "WebRTC offer refused");
+    if code == ErrorCode::Internal {
+        tracing::error!(%from, error = %e, "WebRTC offer failed");
+    } else {
+        tracing::info!(%from, code = code.as_str(), error = %e, "WebRTC offer refused");
+    }
     let status = status_of(code);
     let message = e.to_string();
     if code != ErrorCode::RateLimited {
@@ -117,6 +121,24 @@ fn refused(from: std::net::IpAddr, e: RtcConnectError) -> Response {
 pub(crate) async fn connect(
     State(s): State<ApiState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    query: Result<Query<ConnectQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match answer_offer(s, remote, query, headers, body).await {
+        Ok(res) => res,
+        // Refusals before the offer is read (authorization, content type, size, parameters); the
+        // others are logged by `refused`.
+        Err(e) => {
+            tracing::info!(from = %remote.ip(), code = e.code, error = %e.message, "WebRTC offer refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn answer_offer(
+    s: ApiState,
+    remote: SocketAddr,
     query: Result<Query<ConnectQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,

@@ -767,3 +767,33 @@ async fn a_stun_request_that_fails_integrity_binds_no_address() {
     }
     assert_eq!(relay.metric(malformed).await, m0);
 }
+
+/// A peer whose connectivity checks never arrive (UDP blocked) ends after `session.hello_timeout` and is
+/// counted as an ICE failure, not as a missing control channel.
+#[tokio::test]
+async fn a_peer_that_never_sends_a_packet_is_an_ice_failure() {
+    let relay = TestRelay::start_with(|l| {
+        l.session.hello_timeout = Some(assist_relay::config::Dur(Duration::from_secs(1)));
+    })
+    .await;
+    let s = relay.create().await;
+    let (status, _, _) = silent_offer(&relay, "as=technician", &s.technician_token).await;
+    assert_eq!(status, 201);
+    let ice = "assist_relay_webrtc_failures_total{kind=\"ice\"}";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while relay.metric(ice).await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ICE failure counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let no_channel = "assist_relay_webrtc_failures_total{kind=\"no_control_channel\"}";
+    assert_eq!(relay.metric(no_channel).await, 0.0);
+    assert_eq!(
+        relay
+            .metric("assist_relay_webrtc_peers{state=\"connecting\"}")
+            .await,
+        0.0
+    );
+}

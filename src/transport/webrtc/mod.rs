@@ -176,18 +176,22 @@ impl WebRtc {
             m.dropped_datagrams.with_label_values(&["oversized"]).inc();
             return;
         }
-        // A STUN request names its peer but does not bind its address to it: the peer learns the address
-        // when its stack answers, that is once the request's integrity checked out ([`WebRtc::send`]).
-        let tx = match self.by_addr.get(&source) {
-            Some(tx) => tx.clone(),
+        // A STUN binding request goes to the peer it names (an address bound to one peer may start
+        // checks for another); it does not bind its address: the peer learns the address when its stack
+        // answers, that is once the request's integrity checked out ([`WebRtc::send`]). Everything else
+        // goes by source address.
+        let by_name = if data.first().is_some_and(|b| *b < 2) {
+            self.route_stun(data)
+        } else {
+            None
+        };
+        let tx = match by_name.or_else(|| self.by_addr.get(&source).map(|tx| tx.clone())) {
+            Some(tx) => tx,
             None => {
-                let Some(tx) = self.route_stun(data) else {
-                    m.dropped_datagrams
-                        .with_label_values(&["unknown_source"])
-                        .inc();
-                    return;
-                };
-                tx
+                m.dropped_datagrams
+                    .with_label_values(&["unknown_source"])
+                    .inc();
+                return;
             }
         };
         let dg = Datagram {
@@ -232,11 +236,11 @@ impl WebRtc {
             ));
         }
         let offer = str0m::change::SdpOffer::from_sdp_string(offer).map_err(|e| {
-            // The parser's own text names memory offsets and its grammar: for the log, not the peer.
-            tracing::debug!(error = %e, "unparseable SDP offer");
-            RtcConnectError::Offer(
-                "not parseable SDP (RFC 8866: v=, o=, s=, t= then m= sections with a=mid)".into(),
-            )
+            RtcConnectError::Offer(format!(
+                "not parseable SDP (RFC 8866: v=, o=, s=, t= then m= sections with a=mid and a \
+                 direction): {}",
+                parse_error_text(&e.to_string())
+            ))
         })?;
         let slot = PeerSlot::take(self, from)?;
         let (reply, answer) = oneshot::channel();
@@ -361,6 +365,33 @@ fn random_id(relay: &Relay) -> String {
 }
 
 /// `webrtc.advertise` (IP or IP:port) resolved against the bound address.
+/// The SDP parser's error without what only concerns its own memory (`at PointerOffset(0x...)`), on one
+/// line and bounded.
+fn parse_error_text(raw: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for line in raw.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let line = match line.find(" at PointerOffset(") {
+            Some(i) => {
+                let rest = &line[i + " at PointerOffset(".len()..];
+                let after = rest.find(')').map_or("", |j| &rest[j + 1..]);
+                format!("{}{after}", &line[..i])
+            }
+            None => line.to_string(),
+        };
+        out.push(line);
+    }
+    let mut text = out.join("; ");
+    if text.len() > 200 {
+        let mut cut = 200;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 fn advertised(advertise: &str, local: SocketAddr) -> SocketAddr {
     if let Ok(a) = advertise.parse::<SocketAddr>() {
         return SocketAddr::new(a.ip().to_canonical(), a.port());
@@ -382,6 +413,16 @@ fn advertised(advertise: &str, local: SocketAddr) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_errors_lose_the_parsers_memory_offsets() {
+        let raw = "SDP parse: Parse error at PointerOffset(0x7f622400edfc)\nUnexpected `m`\nExpected `v`\nsdp line\n";
+        assert_eq!(
+            parse_error_text(raw),
+            "SDP parse: Parse error; Unexpected `m`; Expected `v`; sdp line"
+        );
+        assert!(parse_error_text(&"é".repeat(300)).chars().count() <= 101);
+    }
 
     #[test]
     fn the_candidate_address_follows_advertise_or_the_binding() {

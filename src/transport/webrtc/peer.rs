@@ -272,8 +272,16 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
                 p.closing = Some(Instant::now());
             }
             _ = tokio::time::sleep_until(control_deadline), if p.control.is_none() => {
-                m.failures.with_label_values(&["no_control_channel"]).inc();
-                p.done = Some(Some("no_control_channel"));
+                // Where it got stuck: no connectivity check ever answered (UDP blocked), DTLS never
+                // completed, or connected without opening its control channel.
+                let kind = if p.sources.is_empty() {
+                    "ice"
+                } else if !p.connected {
+                    "dtls"
+                } else {
+                    "no_control_channel"
+                };
+                p.done = Some(Some(kind));
             }
         }
     }
@@ -281,9 +289,7 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
     let _ = room.send(RoomMsg::Input(RoomInput::Left { conn })).await;
     media.close();
     if let Some(Some(kind)) = p.done {
-        if kind != "no_control_channel" {
-            m.failures.with_label_values(&[kind]).inc();
-        }
+        m.failures.with_label_values(&[kind]).inc();
     }
     p.rtc.disconnect();
     let _ = p.drive();
