@@ -47,9 +47,25 @@ pub struct WebRtcMetrics {
     pub rtp_bytes: IntCounterVec,
     pub nacks: IntCounterVec,
     pub plis: IntCounterVec,
-    pub channel_messages: IntCounterVec,
-    pub bridged_frames: IntCounterVec,
+    /// Control data-channel messages (`direction`), counted per message: both series resolved once.
+    pub channel_messages: InOut,
+    /// Frames that crossed between transports (`direction`), counted per frame: both series resolved once.
+    pub bridged_frames: Bridged,
     pub dropped_datagrams: IntCounterVec,
+}
+
+/// `webrtc_channel_messages_total{direction="in"|"out"}`.
+#[derive(Debug, Clone)]
+pub struct InOut {
+    pub incoming: IntCounter,
+    pub outgoing: IntCounter,
+}
+
+/// `webrtc_bridged_frames_total{direction="quic_to_webrtc"|"webrtc_to_quic"}`.
+#[derive(Debug, Clone)]
+pub struct Bridged {
+    pub quic_to_webrtc: IntCounter,
+    pub webrtc_to_quic: IntCounter,
 }
 
 impl WebRtcMetrics {
@@ -99,18 +115,30 @@ impl WebRtcMetrics {
                  relay's own when a publisher's frame was lost or too large)",
                 "direction",
             ),
-            channel_messages: counter_vec(
-                r,
-                "webrtc_channel_messages_total",
-                "Control data-channel messages, by direction: in, out",
-                "direction",
-            ),
-            bridged_frames: counter_vec(
-                r,
-                "webrtc_bridged_frames_total",
-                "Frames that crossed between transports, by direction: quic_to_webrtc, webrtc_to_quic",
-                "direction",
-            ),
+            channel_messages: {
+                let v = counter_vec(
+                    r,
+                    "webrtc_channel_messages_total",
+                    "Control data-channel messages, by direction: in, out",
+                    "direction",
+                );
+                InOut {
+                    incoming: v.with_label_values(&["in"]),
+                    outgoing: v.with_label_values(&["out"]),
+                }
+            },
+            bridged_frames: {
+                let v = counter_vec(
+                    r,
+                    "webrtc_bridged_frames_total",
+                    "Frames that crossed between transports, by direction: quic_to_webrtc, webrtc_to_quic",
+                    "direction",
+                );
+                Bridged {
+                    quic_to_webrtc: v.with_label_values(&["quic_to_webrtc"]),
+                    webrtc_to_quic: v.with_label_values(&["webrtc_to_quic"]),
+                }
+            },
             dropped_datagrams: counter_vec(
                 r,
                 "webrtc_dropped_datagrams_total",
@@ -124,14 +152,12 @@ impl WebRtcMetrics {
         for state in ["connecting", "connected"] {
             m.peers.with_label_values(&[state]);
         }
-        let series: [(&IntCounterVec, &[&str]); 8] = [
+        let series: [(&IntCounterVec, &[&str]); 6] = [
             (&m.failures, &["ice", "dtls", "no_control_channel"]),
             (&m.rtp_packets, &["in", "out"]),
             (&m.rtp_bytes, &["in", "out"]),
             (&m.nacks, &["received", "sent"]),
             (&m.plis, &["received", "sent"]),
-            (&m.channel_messages, &["in", "out"]),
-            (&m.bridged_frames, &["quic_to_webrtc", "webrtc_to_quic"]),
             (
                 &m.dropped_datagrams,
                 &["unknown_source", "queue_full", "oversized", "malformed"],

@@ -406,6 +406,25 @@ pub(crate) fn set_cpu(rep: &mut PhaseReport, cpu_s: Option<f64>) {
         .map(|c| c / (rep.delivered_bytes as f64 / 1e9));
 }
 
+/// The bounds every scenario puts on its run: `--duration` in (0, 3600] s, `--fps` at most 1000 and, where
+/// the scenario has one, `--setup-timeout` in (0, 600] s.
+pub(crate) fn check_run_bounds(
+    duration: f64,
+    fps: u32,
+    setup_timeout: Option<f64>,
+) -> anyhow::Result<()> {
+    if !(duration > 0.0 && duration <= 3600.0) {
+        anyhow::bail!("--duration must be in (0, 3600] seconds");
+    }
+    if setup_timeout.is_some_and(|t| !(t > 0.0 && t <= 600.0)) {
+        anyhow::bail!("--setup-timeout must be in (0, 600] seconds");
+    }
+    if fps > 1000 {
+        anyhow::bail!("--fps above 1000 is beyond the timer resolution this tool paces with");
+    }
+    Ok(())
+}
+
 /// Runs `fut` under the setup bound `limit`, naming the step (`what`) in its error.
 pub(crate) async fn step<T>(
     limit: Duration,

@@ -142,15 +142,7 @@ impl MeetingArgs {
         if receivers > MAX_RECEIVERS {
             bail!("at most {MAX_RECEIVERS} receiving connections (subscribers + publishers - 1)");
         }
-        if !(self.duration > 0.0 && self.duration <= 3600.0) {
-            bail!("--duration must be in (0, 3600] seconds");
-        }
-        if !(self.setup_timeout > 0.0 && self.setup_timeout <= 600.0) {
-            bail!("--setup-timeout must be in (0, 600] seconds");
-        }
-        if self.fps > 1000 {
-            bail!("--fps above 1000 is beyond the timer resolution this tool paces with");
-        }
+        crate::load::check_run_bounds(self.duration, self.fps, Some(self.setup_timeout))?;
         if self.direct && self.publishers != 1 {
             bail!("--direct compares one publisher's fan-out: use it with --publishers 1");
         }

@@ -95,12 +95,7 @@ impl PairsArgs {
         if self.sessions == 0 || self.fps == 0 || self.group_frames == 0 || self.frame_bytes == 0 {
             bail!("--sessions, --fps, --group-frames and --frame-bytes must be at least 1");
         }
-        if !(self.duration > 0.0 && self.duration <= 3600.0) {
-            bail!("--duration must be in (0, 3600] seconds");
-        }
-        if self.fps > 1000 {
-            bail!("--fps above 1000 is beyond the timer resolution this tool paces with");
-        }
+        crate::load::check_run_bounds(self.duration, self.fps, None)?;
         if self.pin_load.is_some() && self.pin_relay.is_none() && self.relay_addr.is_none() {
             bail!("--pin-load needs --pin-relay: the relay child would inherit the load's CPU");
         }

@@ -121,15 +121,7 @@ impl WebrtcArgs {
         if self.frame_bytes_max > MAX_FRAME_BYTES {
             bail!("--frame-bytes-max above the relay's max_frame_bytes ({MAX_FRAME_BYTES})");
         }
-        if !(self.duration > 0.0 && self.duration <= 3600.0) {
-            bail!("--duration must be in (0, 3600] seconds");
-        }
-        if !(self.setup_timeout > 0.0 && self.setup_timeout <= 600.0) {
-            bail!("--setup-timeout must be in (0, 600] seconds");
-        }
-        if self.fps > 1000 {
-            bail!("--fps above 1000 is beyond the timer resolution this tool paces with");
-        }
+        crate::load::check_run_bounds(self.duration, self.fps, Some(self.setup_timeout))?;
         if self.pin_load.is_some() && self.pin_relay.is_none() {
             bail!("--pin-load needs --pin-relay: the relay child would inherit the load's CPU");
         }

@@ -154,10 +154,7 @@ pub(super) async fn media_writer(relay: Arc<Relay>, conn: Connection, slot: Arc<
                 m.forwarding_latency
                     .observe(frame.received_at.elapsed().as_secs_f64());
                 if origin == Origin::WebRtc {
-                    m.webrtc
-                        .bridged_frames
-                        .with_label_values(&["webrtc_to_quic"])
-                        .inc();
+                    m.webrtc.bridged_frames.webrtc_to_quic.inc();
                 }
             }
             Some(Err(_)) => {

@@ -577,3 +577,100 @@ fn full_server_answers_webrtc_peers_with_memory_flat_over_200_cycles() {
         );
     });
 }
+
+/// Settings that cannot work stop `serve` before it binds anything, with one line naming the key.
+#[test]
+fn serve_refuses_settings_that_cannot_work() {
+    let data = tempfile::tempdir().unwrap();
+    // (flags, environment variable, what the one error line says)
+    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 4] = [
+        (&["--webrtc-advertise", "0.0.0.0"], None, "webrtc.advertise"),
+        (
+            &["--webrtc-advertise", "::ffff:224.0.0.1"],
+            None,
+            "webrtc.advertise",
+        ),
+        (
+            &["--webrtc-nack-history", "0"],
+            None,
+            "webrtc.nack_history must be at least 1",
+        ),
+        (
+            &[],
+            Some(("ASSIST_RELAY_CHAT_HISTORY", "5")),
+            "ASSIST_RELAY_CHAT_HISTORY is now ASSIST_RELAY_MEETING_CHAT_HISTORY",
+        ),
+    ];
+    for (args, env, want) in cases {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "serve",
+            "--quic-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--webrtc-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+/// A UDP buffer the kernel caps is named for each socket that asked for it (QUIC and WebRTC).
+#[test]
+fn capped_udp_buffers_are_warned_about_per_socket() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Reap(
+        Command::new(BIN)
+            .args([
+                "serve",
+                "--quic-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--webrtc-listen",
+                "127.0.0.1:0",
+            ])
+            // Far above any net.core.rmem_max a test machine has.
+            .args(["--udp-buffer", "1GiB"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("RUST_LOG", "info")
+            .env("ASSIST_RELAY_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let mut warned = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        if log.read_line(&mut line).unwrap() == 0 || line.contains("listening") {
+            break;
+        }
+        if line.contains("UDP buffers capped by the kernel") {
+            warned.push(field(&line, "socket=").unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(warned, ["\"QUIC\"", "\"WebRTC\""], "one warning per socket");
+}

@@ -214,22 +214,12 @@ fn the_documented_workload_parses_and_bad_arguments_are_refused() {
 /// API): every measured frame reaches every viewer, byte for byte, and the run counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webrtc_publisher_reaches_every_viewer_through_an_in_process_relay() {
-    use assist_relay::config::ConfigLayer;
+    use assist_relay::config::Config;
     use assist_relay::protocol::message::MeetingRole;
     use assist_relay::server::Server;
     tokio::time::timeout(Duration::from_secs(90), async {
         let dir = tempfile::tempdir().unwrap();
-        let mut layer = ConfigLayer::default();
-        layer.server.data_dir = Some(dir.path().join("data"));
-        for a in [
-            &mut layer.server.quic_listen,
-            &mut layer.server.http_listen,
-            &mut layer.server.metrics_listen,
-            &mut layer.webrtc.listen,
-        ] {
-            *a = Some("127.0.0.1:0".parse().unwrap());
-        }
-        let server = Server::load(layer.resolve().unwrap()).await.unwrap();
+        let server = Server::load(Config::for_tests(dir.path())).await.unwrap();
         let relay = server.relay.clone();
         let target = Target {
             api: format!("http://{}", server.http_addr()),
@@ -239,15 +229,6 @@ async fn a_webrtc_publisher_reaches_every_viewer_through_an_in_process_relay() {
         };
         let shutdown = server.shutdown_token();
         let task = tokio::spawn(server.run());
-        for _ in 0..200 {
-            if reqwest::get(format!("{}/healthz", target.api))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         let now = relay.clock.wall();
         let m = relay
             .create_meeting(now, now + Duration::from_secs(3600))
