@@ -5,6 +5,7 @@ mod common;
 
 mod accounts_api;
 mod browser;
+mod browser_meetings;
 mod cli;
 mod kb_api;
 mod kb_ticket_api;

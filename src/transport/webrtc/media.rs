@@ -273,8 +273,7 @@ pub enum Uses {
 /// Sets each answered m-line's directions from the offer (an m-line the relay rejected is `inactive` in its
 /// answer, whatever the peer offered): the relay receives what the peer offered to send, and sends what it
 /// offered to receive; an m-line offered with port 0 or `inactive` is in no direction.
-pub fn directions_from_offer(lines: &mut [VideoLine], offer: &str) {
-    let offered = video_mlines(offer);
+pub fn directions_from_offer(lines: &mut [VideoLine], offered: &[VideoLine]) {
     for l in lines.iter_mut() {
         let Some(o) = offered.iter().find(|o| o.mid == l.mid) else {
             continue;
@@ -448,7 +447,7 @@ mod tests {
             m=video 9 UDP/TLS/RTP/SAVPF 98\r\na=mid:1\r\na=recvonly\r\na=rtpmap:98 VP9/90000\r\n\
             m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n";
         let mut lines = video_mlines(answer);
-        directions_from_offer(&mut lines, offer);
+        directions_from_offer(&mut lines, &video_mlines(offer));
         let dirs: Vec<(bool, bool)> = lines
             .iter()
             .map(|l| (l.relay_receives, l.relay_sends))

@@ -15,6 +15,7 @@
 
 mod files;
 pub mod media;
+mod negotiate;
 mod peer;
 
 use std::net::{IpAddr, SocketAddr};
@@ -235,6 +236,7 @@ impl WebRtc {
                     .into(),
             ));
         }
+        let offered = media::video_mlines(offer);
         let offer = str0m::change::SdpOffer::from_sdp_string(offer).map_err(|e| {
             RtcConnectError::Offer(format!(
                 "not parseable SDP (RFC 8866: v=, o=, s=, t= then m= sections with a=mid and a \
@@ -258,6 +260,7 @@ impl WebRtc {
             from,
             hello,
             offer,
+            offered,
             reply,
             leave,
             tx,

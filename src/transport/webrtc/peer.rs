@@ -13,12 +13,13 @@ use str0m::channel::{ChannelData, ChannelId};
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{Frequency, KeyframeRequestKind, MediaData, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
+use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::files::{self, Files};
 use super::media::{self, rtp_timestamp, split_wire, Ingress, Slots, TrackIngress};
+use super::negotiate::{negotiate, resume_token_of, Negotiated};
 use super::{Datagram, PeerSlot, PeerTx, RtcConnectError, WebRtc};
 use crate::core::{ConnId, Input as RoomInput, Origin, Popped, Role};
 use crate::media::Codec;
@@ -26,8 +27,6 @@ use crate::protocol::message::LEN_PREFIX;
 use crate::protocol::{ClientMsg, ErrorCode, Hello, ServerMsg};
 use crate::relay::{ControlOut, MediaSlot, PeerHandle, Relay, RoomMsg};
 
-/// How often str0m reports RTP statistics (packets, bytes, NACKs), which feed the metrics.
-const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a closing peer keeps its connection to deliver its last control messages.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Control messages waiting for the data channel; past it the room's queue fills (slow consumer).
@@ -39,6 +38,8 @@ pub(super) struct Setup {
     pub from: IpAddr,
     pub hello: Hello,
     pub offer: SdpOffer,
+    /// The offer's video m-lines as written (their directions are the peer's).
+    pub offered: Vec<media::VideoLine>,
     pub reply: oneshot::Sender<Result<Answered, RtcConnectError>>,
     pub leave: CancellationToken,
     pub tx: PeerTx,
@@ -63,6 +64,7 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
         from,
         hello,
         offer,
+        offered,
         reply,
         leave,
         tx,
@@ -75,7 +77,7 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
         let _ = reply.send(Err(e));
     };
     // The offer first: a refused offer must not spend the code or token it came with.
-    let negotiated = match negotiate(&ep, creds.clone(), offer, &hello) {
+    let negotiated = match negotiate(&ep, creds.clone(), offer, &offered, &hello) {
         Ok(n) => n,
         Err(e) => {
             ep.forget(&id, &creds.ufrag, &tx, &[]);
@@ -303,86 +305,6 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
     tracing::debug!(peer = %id, "WebRTC peer gone");
 }
 
-/// An accepted offer: the peer's `Rtc`, its answer, and its video m-lines by use.
-struct Negotiated {
-    rtc: Rtc,
-    answer: String,
-    /// m-lines the peer sends on, in order: local track 0, 1, ...
-    publish: Vec<Mid>,
-    /// m-lines the peer receives on.
-    receive: Vec<Mid>,
-}
-
-/// The resume token in the room's first message to a peer (WELCOME or MEETING_WELCOME, alone or first
-/// in a batch).
-fn resume_token_of(first: &ControlOut) -> Option<String> {
-    let msg = match first {
-        ControlOut::Msg(m) => m,
-        ControlOut::Batch(b) => b.first()?,
-        ControlOut::Close(..) => return None,
-    };
-    match msg {
-        ServerMsg::Welcome { resume_token, .. } => Some(resume_token.clone()),
-        ServerMsg::MeetingWelcome(w) => Some(w.resume_token.clone()),
-        _ => None,
-    }
-}
-
-/// Answers the offer; m-lines with no usable codec are left unused ([`media::check_codecs`]).
-fn negotiate(
-    ep: &WebRtc,
-    creds: IceCreds,
-    offer: SdpOffer,
-    hello: &Hello,
-) -> Result<Negotiated, RtcConnectError> {
-    let now = Instant::now();
-    let mut rtc = RtcConfig::new()
-        .set_local_ice_credentials(creds)
-        .set_ice_lite(true)
-        .set_crypto_provider(ep.crypto.clone())
-        .clear_codecs()
-        .enable_vp8(true)
-        .enable_h264(true)
-        .set_stats_interval(Some(STATS_INTERVAL))
-        .set_send_buffer_video(ep.relay.cfg.webrtc.nack_history)
-        .build(now);
-    let candidate = Candidate::host(ep.candidate, "udp")
-        .map_err(|e| RtcConnectError::Refused(ErrorCode::Internal, e.to_string()))?;
-    rtc.add_local_candidate(candidate);
-    let offered = offer.to_sdp_string();
-    let answer = rtc
-        .sdp_api()
-        .accept_offer(offer)
-        .map_err(|e| RtcConnectError::Offer(e.to_string()))?;
-    let answer = answer.to_sdp_string();
-    let mut lines = media::video_mlines(&answer);
-    media::directions_from_offer(&mut lines, &offered);
-    tracing::debug!(?lines, "negotiated video m-lines");
-    let (mut sends, mut receives) = (Vec::new(), Vec::new());
-    let uses = match hello {
-        Hello::Customer { .. } => media::Uses::Sending,
-        Hello::Technician { .. } => media::Uses::Receiving,
-        _ => media::Uses::Either,
-    };
-    media::check_codecs(&lines, uses).map_err(RtcConnectError::Codec)?;
-    for line in lines.into_iter().filter(|l| l.usable) {
-        // The answer's direction is the relay's: it receives what the peer sends.
-        let mid = Mid::from(line.mid.as_str());
-        if line.relay_receives {
-            sends.push(mid);
-        }
-        if line.relay_sends {
-            receives.push(mid);
-        }
-    }
-    Ok(Negotiated {
-        rtc,
-        answer,
-        publish: sends,
-        receive: receives,
-    })
-}
-
 struct Peer {
     ep: Arc<WebRtc>,
     relay: Arc<Relay>,
@@ -550,7 +472,7 @@ impl Peer {
 
     fn control_in(&mut self, d: ChannelData) {
         let m = &self.relay.metrics.webrtc;
-        m.channel_messages.with_label_values(&["in"]).inc();
+        m.channel_messages.incoming.inc();
         let max = self.relay.cfg.limits.max_message_bytes.usize();
         let refusal = if !d.binary {
             Some((
@@ -703,10 +625,7 @@ impl Peer {
             m.forwarding_latency
                 .observe(frame.received_at.elapsed().as_secs_f64());
             if frame.origin == Origin::Quic {
-                m.webrtc
-                    .bridged_frames
-                    .with_label_values(&["quic_to_webrtc"])
-                    .inc();
+                m.webrtc.bridged_frames.quic_to_webrtc.inc();
             }
         }
     }
@@ -793,12 +712,7 @@ impl Peer {
                 Ok(true) => {
                     self.out.pop_front();
                     wrote = true;
-                    self.relay
-                        .metrics
-                        .webrtc
-                        .channel_messages
-                        .with_label_values(&["out"])
-                        .inc();
+                    self.relay.metrics.webrtc.channel_messages.outgoing.inc();
                 }
                 Ok(false) => break,
                 Err(_) => {
