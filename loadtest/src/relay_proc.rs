@@ -210,6 +210,8 @@ pub struct RelayProc {
     child: Child,
     pub pid: String,
     pub quic: SocketAddr,
+    /// The WebRTC UDP port's address (`webrtc.listen`).
+    pub webrtc: SocketAddr,
     pub api: String,
     pub metrics: String,
     pub operator_key: String,
@@ -233,7 +235,7 @@ impl RelayProc {
         let data = tempfile::Builder::new()
             .prefix("loadtest-relay")
             .tempdir()?;
-        let (quic, http, metrics) = (free_udp()?, free_tcp()?, free_tcp()?);
+        let (quic, webrtc, http, metrics) = (free_udp()?, free_udp()?, free_tcp()?, free_tcp()?);
         let log_path = data.path().join("relay.log");
         let log = std::fs::File::create(&log_path)?;
         // taskset -c CPU, then the wrapper's words, then the relay: each execs the next.
@@ -257,7 +259,7 @@ impl RelayProc {
             .arg("--metrics-listen")
             .arg(metrics.to_string())
             .arg("--webrtc-listen")
-            .arg("127.0.0.1:0")
+            .arg(webrtc.to_string())
             .args(&opts.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -288,6 +290,7 @@ impl RelayProc {
             child,
             pid,
             quic,
+            webrtc,
             api: format!("http://{http}"),
             metrics: format!("http://{metrics}/metrics"),
             operator_key: String::new(),

@@ -517,12 +517,11 @@ pub async fn run(args: WebrtcArgs) -> anyhow::Result<WebrtcReport> {
     let generator = Generator::start()?;
     let child = start_relay(&args).await?;
     let label = format!("child pid {} at {}", child.proc.pid, child.proc.api);
-    let log = std::fs::read_to_string(&child.proc.log_path).unwrap_or_default();
     let target = Target {
         api: child.proc.api.clone(),
         pid: Some(child.proc.pid.clone()),
         metrics: Some(child.proc.metrics.clone()),
-        webrtc_port: payload::webrtc_port_from_log(&log),
+        webrtc_port: Some(child.proc.webrtc.port()),
     };
     let measured = async {
         let access = create_meeting(&args, &child).await?;

@@ -206,29 +206,3 @@ pub(crate) fn cpu_ms_per_mbit(cpu_s: f64, forwarded_bytes: u64) -> Option<f64> {
 pub(crate) fn cpu_share(cpu_s: f64, window_s: f64, cpus: usize) -> Option<f64> {
     (window_s > 0.0 && cpus > 0).then(|| cpu_s / (window_s * cpus as f64))
 }
-
-/// The WebRTC UDP port from the relay's `listening` log line (`webrtc=127.0.0.1:PORT`), ANSI colours or not.
-pub(crate) fn webrtc_port_from_log(log: &str) -> Option<u16> {
-    let line = log.lines().find(|l| l.contains("listening"))?;
-    // Drop colour sequences (ESC [ ... m) a terminal log would have.
-    let mut plain = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for e in chars.by_ref() {
-                if e == 'm' {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    let line = plain.as_str();
-    let at = line.find("webrtc=")? + "webrtc=".len();
-    let addr: String = line[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
-        .collect();
-    addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
-}

@@ -150,20 +150,6 @@ fn keyframes_open_every_group_and_answer_requests() {
 }
 
 #[test]
-fn the_webrtc_port_is_read_from_the_relays_log() {
-    let plain = "2026-12-04T10:00:00Z  INFO assist_relay::server: listening quic=127.0.0.1:4433 \
-                 webrtc=127.0.0.1:40123 http=127.0.0.1:8080";
-    assert_eq!(webrtc_port_from_log(plain), Some(40123));
-    let coloured = "\x1b[32m INFO\x1b[0m listening \x1b[3mwebrtc\x1b[0m\x1b[2m=\x1b[0m[::1]:5000 \x1b[3mhttp\x1b[0m";
-    assert_eq!(webrtc_port_from_log(coloured), Some(5000));
-    assert_eq!(
-        webrtc_port_from_log("INFO listening quic=x webrtc=disabled"),
-        None
-    );
-    assert_eq!(webrtc_port_from_log("nothing here"), None);
-}
-
-#[test]
 fn the_documented_workload_parses_and_bad_arguments_are_refused() {
     let a = parse_args(&[
         "--viewers",
