@@ -135,10 +135,20 @@ impl IntoResponse for ApiError {
         let mut err = serde_json::Map::new();
         err.insert("code".into(), self.code.into());
         err.insert("message".into(), self.message.into());
+        // A wait in the body is also the standard header.
+        let retry = self
+            .details
+            .as_ref()
+            .and_then(|d| d.get("retry_after_secs")?.as_u64());
         if let Some(d) = self.details {
             err.extend(d);
         }
-        (self.status, Json(serde_json::json!({ "error": err }))).into_response()
+        let mut res = (self.status, Json(serde_json::json!({ "error": err }))).into_response();
+        if let Some(secs) = retry {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }
 

@@ -76,31 +76,18 @@ fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-/// The refusal's answer, and its one log line.
-fn refused(from: std::net::IpAddr, e: RtcConnectError) -> Response {
+/// The answer to a refused offer.
+fn refusal(e: RtcConnectError) -> ApiError {
     let code = e.code();
-    if code == ErrorCode::Internal {
-        tracing::error!(%from, error = %e, "WebRTC offer failed");
-    } else {
-        tracing::info!(%from, code = code.as_str(), error = %e, "WebRTC offer refused");
+    let err = ApiError::new(status_of(code), code.as_str(), e.to_string());
+    match e {
+        RtcConnectError::RateLimited(wait, _) => {
+            // Whole seconds, rounded up, at least 1 (as the message says).
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            err.with("retry_after_secs", secs.max(1).into())
+        }
+        _ => err,
     }
-    let status = status_of(code);
-    let message = e.to_string();
-    if code != ErrorCode::RateLimited {
-        return ApiError::new(status, code.as_str(), message).into_response();
-    }
-    // "too many failed attempts; retry in <N>s": the wait goes in the body (as everywhere in the API)
-    // and in Retry-After.
-    let secs = message
-        .rsplit_once("retry in ")
-        .and_then(|(_, s)| s.trim_end_matches('s').parse::<u64>().ok())
-        .unwrap_or(1);
-    let mut res = ApiError::new(status, code.as_str(), message)
-        .with("retry_after_secs", secs.into())
-        .into_response();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    res
 }
 
 /// Enters a WebRTC peer (browser) into a session or meeting: the SDP offer in, the answer out.
@@ -127,10 +114,14 @@ pub(crate) async fn connect(
 ) -> Response {
     match answer_offer(s, remote, query, headers, body).await {
         Ok(res) => res,
-        // Refusals before the offer is read (authorization, content type, size, parameters); the
-        // others are logged by `refused`.
+        // Every refusal's one log line; a server fault is an error.
         Err(e) => {
-            tracing::info!(from = %remote.ip(), code = e.code, error = %e.message, "WebRTC offer refused");
+            let from = remote.ip();
+            if e.status.is_server_error() && e.code == ErrorCode::Internal.as_str() {
+                tracing::error!(%from, error = %e.message, "WebRTC offer failed");
+            } else {
+                tracing::info!(%from, code = e.code, error = %e.message, "WebRTC offer refused");
+            }
             e.into_response()
         }
     }
@@ -186,10 +177,9 @@ async fn answer_offer(
         )
     })?;
     let Ok(offer) = std::str::from_utf8(&bytes) else {
-        return Ok(refused(
-            remote.ip(),
-            RtcConnectError::Offer("the offer is not UTF-8".into()),
-        ));
+        return Err(refusal(RtcConnectError::Offer(
+            "the offer is not UTF-8".into(),
+        )));
     };
     let hello = match q.mode {
         RtcMode::Customer => Hello::Customer {
@@ -224,7 +214,7 @@ async fn answer_offer(
             }
             Ok(res)
         }
-        Err(e) => Ok(refused(remote.ip(), e)),
+        Err(e) => Err(refusal(e)),
     }
 }
 

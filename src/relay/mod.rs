@@ -79,6 +79,14 @@ impl RelayError {
             RelayError::BadSchedule(_) => ErrorCode::BadRequest,
         }
     }
+
+    /// How long a rate-limited client waits before trying again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            RelayError::Pairing(PairingError::RateLimited { retry_after }) => Some(*retry_after),
+            _ => None,
+        }
+    }
 }
 
 /// A session just created through the API.

@@ -658,6 +658,17 @@ async fn silent_offer(
     query: &str,
     bearer: &str,
 ) -> (u16, Option<String>, String) {
+    let res = post_offer(relay, query, bearer, silent_sdp()).await;
+    let status = res.status().as_u16();
+    let token = res
+        .headers()
+        .get("assist-resume-token")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, token, res.text().await.unwrap())
+}
+
+/// The offer of a peer that never sends a packet.
+fn silent_sdp() -> String {
     use str0m::media::{Direction, MediaKind};
     let mut rtc = str0m::RtcConfig::new()
         .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
@@ -670,20 +681,23 @@ async fn silent_offer(
     change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     change.add_channel("control".into());
     let (offer, _pending) = change.apply().unwrap();
-    let res = reqwest::Client::new()
+    offer.to_sdp_string()
+}
+
+async fn post_offer(
+    relay: &TestRelay,
+    query: &str,
+    bearer: &str,
+    sdp: String,
+) -> reqwest::Response {
+    reqwest::Client::new()
         .post(format!("{}/api/v1/rtc?{query}", relay.api))
         .bearer_auth(bearer)
         .header("content-type", "application/sdp")
-        .body(offer.to_sdp_string())
+        .body(sdp)
         .send()
         .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let token = res
-        .headers()
-        .get("assist-resume-token")
-        .map(|v| v.to_str().unwrap().to_string());
-    (status, token, res.text().await.unwrap())
+        .unwrap()
 }
 
 /// A peer replaced before its connection came up (resumed from another tab) is gone at once: its slot is
@@ -796,4 +810,31 @@ async fn a_peer_that_never_sends_a_packet_is_an_ice_failure() {
             .await,
         0.0
     );
+}
+
+/// Wrong codes from one address are answered 429 `rate_limited` once the guessing limit backs off, with
+/// the wait in the body and in `Retry-After`.
+#[tokio::test]
+async fn guessing_codes_over_webrtc_is_rate_limited_with_the_wait() {
+    let relay = TestRelay::start().await;
+    relay.create().await;
+    let sdp = silent_sdp();
+    for attempt in 0..40 {
+        let res = post_offer(&relay, "as=customer", "000000000000", sdp.clone()).await;
+        if res.status().as_u16() != 429 {
+            assert_eq!(res.status().as_u16(), 403, "attempt {attempt}");
+            continue;
+        }
+        let header: u64 = res.headers()[reqwest::header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let v: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "rate_limited");
+        assert_eq!(v["error"]["retry_after_secs"].as_u64(), Some(header));
+        assert!(header >= 1);
+        return;
+    }
+    panic!("40 wrong codes were never rate limited");
 }

@@ -58,6 +58,9 @@ pub enum RtcConnectError {
     /// Refused by the relay or the room, with the close code a QUIC client would get.
     #[error("{1}")]
     Refused(ErrorCode, String),
+    /// Too many failed attempts (`rate_limited`): the client may try again after the wait.
+    #[error("{1}")]
+    RateLimited(std::time::Duration, String),
 }
 
 impl RtcConnectError {
@@ -66,6 +69,7 @@ impl RtcConnectError {
             RtcConnectError::Offer(_) => ErrorCode::InvalidOffer,
             RtcConnectError::Codec(_) => ErrorCode::UnsupportedCodec,
             RtcConnectError::Refused(code, _) => *code,
+            RtcConnectError::RateLimited(..) => ErrorCode::RateLimited,
         }
     }
 }

@@ -88,7 +88,11 @@ pub(super) async fn run(ep: Arc<WebRtc>, s: Setup) {
         Ok(a) => a,
         Err(e) => {
             ep.forget(&id, &creds.ufrag, &tx, &[]);
-            return refuse(reply, RtcConnectError::Refused(e.code(), e.to_string()));
+            let refusal = match e.retry_after() {
+                Some(wait) => RtcConnectError::RateLimited(wait, e.to_string()),
+                None => RtcConnectError::Refused(e.code(), e.to_string()),
+            };
+            return refuse(reply, refusal);
         }
     };
     let Negotiated {
