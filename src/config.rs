@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod validate;
-pub use validate::check_renamed_env;
+pub use validate::check_env;
 
 /// A duration written the human way: `10m`, `30s`, `500ms`, `4h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

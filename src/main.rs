@@ -26,7 +26,7 @@ enum Cmd {
     /// Run the relay, the HTTP API and the metrics endpoint (self-signed TLS and keys in the data dir).
     Serve {
         /// TOML config file (see config/assist-relay.example.toml); flags and environment override it.
-        #[arg(long, env = "ASSIST_RELAY_CONFIG")]
+        #[arg(long, env = "ASSIST_RELAY_CONFIG", hide_env_values = true)]
         config: Option<PathBuf>,
         /// Serve only the HTTP API (tickets, accounts, knowledge base), without the QUIC relay (the same as
         /// `--relay-enabled false`).
@@ -45,7 +45,6 @@ enum Cmd {
 }
 
 async fn serve(config: Option<PathBuf>, flags: ConfigLayer) -> anyhow::Result<()> {
-    assist_relay::config::check_renamed_env()?;
     let file = match &config {
         Some(path) => ConfigLayer::from_file(path)?,
         None => ConfigLayer::default(),
@@ -94,6 +93,22 @@ fn parse_cli() -> Cli {
             }
         })
     });
+    // Every ASSIST_RELAY_* variable must be one some command reads (a typo would be ignored otherwise).
+    fn envs(c: &clap::Command, out: &mut Vec<String>) {
+        out.extend(
+            c.get_arguments()
+                .filter_map(|a| a.get_env()?.to_str().map(str::to_string)),
+        );
+        c.get_subcommands().for_each(|s| envs(s, out));
+    }
+    let mut known = Vec::new();
+    envs(&cmd, &mut known);
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    let set = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+    if let Err(e) = assist_relay::config::check_env(set, &known) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
 }
 

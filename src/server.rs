@@ -195,18 +195,6 @@ impl Server {
                 source,
             })?;
         let accounts = Accounts::new(store, clock.clone(), cfg.accounts.clone());
-        match accounts.bootstrap().await.map_err(ServerError::Bootstrap)? {
-            Bootstrap::Generated(password) => tracing::warn!(
-                login = "admin",
-                one_time_password = %password,
-                "created the first administrator; this password is shown once and must be changed at first login"
-            ),
-            Bootstrap::Configured => tracing::info!(
-                login = "admin",
-                "created the first administrator with the configured password"
-            ),
-            Bootstrap::Existing => {}
-        }
 
         let registry = prometheus::Registry::new();
         let cfg = Arc::new(cfg);
@@ -248,6 +236,20 @@ impl Server {
         };
         let http = bind_tcp(cfg.server.http_listen, "HTTP API").await?;
         let metrics = bind_tcp(cfg.server.metrics_listen, "metrics").await?;
+        // The first administrator only once every listener is bound: a start that fails on a busy port
+        // must not spend the one-time password it would print.
+        match accounts.bootstrap().await.map_err(ServerError::Bootstrap)? {
+            Bootstrap::Generated(password) => tracing::warn!(
+                login = "admin",
+                one_time_password = %password,
+                "created the first administrator; this password is shown once and must be changed at first login"
+            ),
+            Bootstrap::Configured => tracing::info!(
+                login = "admin",
+                "created the first administrator with the configured password"
+            ),
+            Bootstrap::Existing => {}
+        }
         let desk = Desk {
             store: accounts.store.clone(),
             clock: clock.clone(),

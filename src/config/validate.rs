@@ -27,8 +27,40 @@ impl Config {
                 "limits.control_queue and limits.max_connections must be at least 1".into(),
             );
         }
-        if self.session.input_rate <= 0.0 || self.pairing.global_failures_per_sec <= 0.0 {
-            return bad("rates must be positive".into());
+        for (name, v) in [
+            ("session.input_rate", self.session.input_rate),
+            (
+                "pairing.global_failures_per_sec",
+                self.pairing.global_failures_per_sec,
+            ),
+            (
+                "pairing.address_failures_per_min",
+                self.pairing.address_failures_per_min,
+            ),
+            (
+                "accounts.auth_failures_per_min",
+                self.accounts.auth_failures_per_min,
+            ),
+            (
+                "accounts.verification_sends_per_hour",
+                self.accounts.verification_sends_per_hour,
+            ),
+        ] {
+            if v.is_nan() || v <= 0.0 {
+                return bad(format!("{name} must be positive, not {v}"));
+            }
+        }
+        if let Err(why) = check_host_port(&self.server.quic_advertise) {
+            return bad(format!(
+                "server.quic_advertise {:?}: {why}",
+                self.server.quic_advertise
+            ));
+        }
+        if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
+            return bad(
+                "tls.cert_file and tls.key_file go together: set both, or neither for the self-signed certificate"
+                    .into(),
+            );
         }
         let w = &self.webrtc;
         for (name, v) in [
@@ -77,14 +109,11 @@ impl Config {
                 self.tickets.time_zone
             ));
         }
-        if self.accounts.min_password_len < 8
-            || self.accounts.auth_failures_per_min <= 0.0
-            || self.accounts.verification_sends_per_hour <= 0.0
-        {
-            return bad(
-                "accounts.min_password_len must be at least 8; accounts.auth_failures_per_min and verification_sends_per_hour positive"
-                    .into(),
-            );
+        if self.accounts.min_password_len < 8 {
+            return bad(format!(
+                "accounts.min_password_len must be at least 8, not {}",
+                self.accounts.min_password_len
+            ));
         }
         for (name, d) in [
             ("pairing.code_ttl", self.pairing.code_ttl),
@@ -124,17 +153,49 @@ const RENAMED_ENV: [&str; 6] = [
     "RECORDING_QUEUE",
 ];
 
-/// Refuses to start with a renamed environment variable set, so a deployment does not lose the setting
-/// without a word.
-pub fn check_renamed_env() -> Result<(), ConfigError> {
-    for key in RENAMED_ENV {
-        let old = format!("ASSIST_RELAY_{key}");
-        if std::env::var_os(&old).is_some() {
-            return Err(ConfigError::Invalid(format!(
-                "{old} is now ASSIST_RELAY_MEETING_{key} (meeting.{}): rename it",
-                key.to_ascii_lowercase()
-            )));
+/// Refuses an `ASSIST_RELAY_*` variable in `set` that is none of `known` (a typo, or a renamed setting), so
+/// a deployment does not lose a setting without a word.
+pub fn check_env(set: impl IntoIterator<Item = String>, known: &[&str]) -> Result<(), ConfigError> {
+    for name in set {
+        let Some(key) = name.strip_prefix("ASSIST_RELAY_") else {
+            continue;
+        };
+        if known.contains(&name.as_str()) {
+            continue;
         }
+        return Err(ConfigError::Invalid(if RENAMED_ENV.contains(&key) {
+            format!(
+                "{name} is now ASSIST_RELAY_MEETING_{key} (meeting.{}): rename it",
+                key.to_ascii_lowercase()
+            )
+        } else {
+            format!("unknown environment variable {name} (`assist-relay serve --help` lists each setting's)")
+        }));
+    }
+    Ok(())
+}
+
+/// `server.quic_advertise` is handed to clients as the relay's address: empty (derived from the bound port),
+/// or `host:port` with a host name or IP (IPv6 in brackets) and a non-zero port.
+fn check_host_port(advertise: &str) -> Result<(), &'static str> {
+    if advertise.is_empty() || advertise.parse::<SocketAddr>().is_ok_and(|a| a.port() != 0) {
+        return Ok(());
+    }
+    let Some((host, port)) = advertise.rsplit_once(':') else {
+        return Err("must be host:port");
+    };
+    if port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err("the port must be 1..=65535");
+    }
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !name_ok {
+        return Err("the host must be a DNS name or an IP address (IPv6 in brackets)");
     }
     Ok(())
 }
@@ -175,6 +236,52 @@ fn check_advertise(advertise: &str, listen: SocketAddr) -> Result<(), &'static s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_and_renamed_variables_are_refused() {
+        let known = ["ASSIST_RELAY_CODE_TTL", "ASSIST_RELAY_MEETING_CHAT_HISTORY"];
+        let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(check_env(set(&["PATH", "ASSIST_RELAY_CODE_TTL"]), &known).is_ok());
+        let e = check_env(set(&["ASSIST_RELAY_CODE_TTLL"]), &known)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown environment variable ASSIST_RELAY_CODE_TTLL"),
+            "{e}"
+        );
+        let e = check_env(set(&["ASSIST_RELAY_CHAT_HISTORY"]), &known)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is now ASSIST_RELAY_MEETING_CHAT_HISTORY"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_quic_address_given_to_clients_is_host_and_port() {
+        for ok in [
+            "",
+            "relay.example.com:4433",
+            "203.0.113.7:443",
+            "[2001:db8::1]:4433",
+            "relay-1:4433",
+        ] {
+            assert_eq!(check_host_port(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "relay.example.com",
+            "not valid at all:xx",
+            "relay.example.com:0",
+            "1.2.3.4:0",
+            ":4433",
+            "bad host:4433",
+            "a..b:4433",
+            "2001:db8::1",
+        ] {
+            assert!(check_host_port(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_webrtc_candidate_must_be_reachable() {

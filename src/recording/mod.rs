@@ -31,10 +31,14 @@
 //!   - `{"t_ms":..,"type":"track_file","track":..,"file":"track-1.ivf","codec":"vp8","capture_ts_us":..}` when
 //!     a track file is opened (`t_ms` is when the relay received its first frame), to align the files;
 //!   - `{"t_ms":..,"type":"events_dropped","count":..}` before the first event queued after some were dropped;
+//!   - `{"t_ms":..,"type":"meeting_ended","reason":..}` (`host`, `idle`, `max_duration`, `shutdown`, ...) when the
+//!     recording stops because the meeting ended: participants still present are not logged as leaving;
 //!   - `{"t_ms":..,"type":"recording_stopped","reason":"requested"|"quota"|"disk_full"|"io_error",
 //!     "error":..(if any),"bytes":..,"frames_written":..,"frames_skipped":..,"frames_dropped":..,
 //!     "events_written":..,"events_dropped":..}` the last line whenever it can be written: always after a
-//!     requested stop or the quota (room for it is kept aside), best effort after a write error.
+//!     requested stop (by an administrator, or the meeting's end) or the quota (room for it is kept aside),
+//!     best effort after a write error; `events_written` counts the room's events, not the recorder's own
+//!     lines (`recording_started`, `track_file`, `events_dropped`).
 //!
 //! # Queue and drop policy
 //!

@@ -78,6 +78,14 @@ impl RoomRecorder {
         self.rec.event(t, kind, fields);
     }
 
+    /// The meeting ended while recording (`reason` as the close code names it): the log's last room event,
+    /// so a reader knows why everyone is gone and why the recording stopped.
+    pub(super) fn meeting_ended(&self, relay: &Relay, reason: &str) {
+        let fields = serde_json::json!({ "reason": reason });
+        self.rec
+            .event(relay.clock.unix_ms(), "meeting_ended", fields);
+    }
+
     /// Completes when the writer stopped by itself, with the reason.
     pub(super) async fn stopped_by_itself(&self) -> StopReason {
         self.rec.stopped_by_itself().await

@@ -180,6 +180,10 @@ pub(super) async fn run(
     }
     if let Some(rec) = task.recorder.take() {
         // Ended with the meeting (no RECORDING message is left to send).
+        rec.meeting_ended(
+            &relay,
+            room.is_ended().unwrap_or(EndReason::Shutdown).label(),
+        );
         rec.finish(&relay).await;
         relay.metrics.recordings_active.dec();
     }

@@ -578,13 +578,56 @@ fn full_server_answers_webrtc_peers_with_memory_flat_over_200_cycles() {
     });
 }
 
+/// `serve` on loopback with a fresh `data` directory and the HTTP API on `http`.
+fn serve_cmd(data: &Path, http: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--quic-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        http,
+    ])
+    .args([
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--webrtc-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--data-dir")
+    .arg(data)
+    .env("RUST_LOG", "info");
+    cmd
+}
+
+/// Starts `cmd` and returns it (killed on drop) with the log lines before `listening` (bounded in time).
+fn start_logged(mut cmd: Command) -> (Reap, Vec<String>) {
+    let mut server = Reap(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        if log.read_line(&mut line).unwrap() == 0 || line.contains("listening") {
+            break;
+        }
+        lines.push(line);
+    }
+    (server, lines)
+}
+
 /// Settings that cannot work stop `serve` before it binds anything, with one line naming the key.
 #[test]
 fn serve_refuses_settings_that_cannot_work() {
     let data = tempfile::tempdir().unwrap();
     // (flags, environment variable, what the one error line says)
     type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 8] = [
         (&["--webrtc-advertise", "0.0.0.0"], None, "webrtc.advertise"),
         (
             &["--webrtc-advertise", "::ffff:224.0.0.1"],
@@ -601,25 +644,30 @@ fn serve_refuses_settings_that_cannot_work() {
             Some(("ASSIST_RELAY_CHAT_HISTORY", "5")),
             "ASSIST_RELAY_CHAT_HISTORY is now ASSIST_RELAY_MEETING_CHAT_HISTORY",
         ),
+        (
+            &[],
+            Some(("ASSIST_RELAY_CODE_TTLL", "5m")),
+            "unknown environment variable ASSIST_RELAY_CODE_TTLL",
+        ),
+        (
+            &["--quic-advertise", "relay.example.com"],
+            None,
+            "server.quic_advertise",
+        ),
+        (
+            &["--cert-file", "cert.pem"],
+            None,
+            "tls.cert_file and tls.key_file go together",
+        ),
+        (
+            &["--global-failures-per-sec", "0"],
+            None,
+            "pairing.global_failures_per_sec must be positive",
+        ),
     ];
     for (args, env, want) in cases {
-        let mut cmd = Command::new(BIN);
-        cmd.args([
-            "serve",
-            "--quic-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--webrtc-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(args);
+        let mut cmd = serve_cmd(data.path(), "127.0.0.1:0");
+        cmd.args(args);
         if let Some((k, v)) = env {
             cmd.env(k, v);
         }
@@ -634,43 +682,45 @@ fn serve_refuses_settings_that_cannot_work() {
 #[test]
 fn capped_udp_buffers_are_warned_about_per_socket() {
     let data = tempfile::tempdir().unwrap();
-    let mut server = Reap(
-        Command::new(BIN)
-            .args([
-                "serve",
-                "--quic-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
-            .args([
-                "--metrics-listen",
-                "127.0.0.1:0",
-                "--webrtc-listen",
-                "127.0.0.1:0",
-            ])
-            // Far above any net.core.rmem_max a test machine has.
-            .args(["--udp-buffer", "1GiB"])
-            .arg("--data-dir")
-            .arg(data.path())
-            .env("RUST_LOG", "info")
-            .env("ASSIST_RELAY_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut log = BufReader::new(server.0.stderr.take().unwrap());
-    let mut warned = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let mut line = String::new();
-        if log.read_line(&mut line).unwrap() == 0 || line.contains("listening") {
-            break;
-        }
-        if line.contains("UDP buffers capped by the kernel") {
-            warned.push(field(&line, "socket=").unwrap_or_default().to_string());
-        }
-    }
+    let mut cmd = serve_cmd(data.path(), "127.0.0.1:0");
+    // Far above any net.core.rmem_max a test machine has.
+    cmd.args(["--udp-buffer", "1GiB"])
+        .env("ASSIST_RELAY_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD);
+    let (_server, lines) = start_logged(cmd);
+    let warned: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("UDP buffers capped by the kernel"))
+        .map(|l| field(l, "socket=").unwrap_or_default())
+        .collect();
     assert_eq!(warned, ["\"QUIC\"", "\"WebRTC\""], "one warning per socket");
+}
+
+/// A first start that fails on a busy port does not spend the first administrator's one-time password: the
+/// start that succeeds prints it.
+#[test]
+fn a_failed_first_start_keeps_the_one_time_password_for_the_next() {
+    let data = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cmd = serve_cmd(data.path(), &busy.local_addr().unwrap().to_string());
+    let out = cmd
+        .env_remove("ASSIST_RELAY_BOOTSTRAP_PASSWORD")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot bind HTTP API"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("one_time_password"),
+        "spent on a failed start: {err}"
+    );
+    drop(busy);
+    let mut cmd = serve_cmd(data.path(), "127.0.0.1:0");
+    cmd.env_remove("ASSIST_RELAY_BOOTSTRAP_PASSWORD");
+    let (_server, lines) = start_logged(cmd);
+    assert!(
+        lines.iter().any(|l| l.contains("one_time_password=")),
+        "the successful first start prints the password: {lines:?}"
+    );
 }

@@ -19,3 +19,4 @@ mod relay_sessions;
 mod tickets_api;
 mod webrtc;
 mod webrtc_meetings;
+mod webrtc_signaling;

@@ -694,6 +694,48 @@ async fn a_recording_writes_files_ffmpeg_decodes_and_a_log_and_everyone_is_told(
     .unwrap();
 }
 
+/// A meeting that ends while recording says so in its log: `meeting_ended` (why) is the last room event
+/// before `recording_stopped`.
+#[tokio::test]
+async fn a_recording_ended_with_its_meeting_logs_why() {
+    use assist_relay::relay::room::RecordingReply;
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let m = relay.meeting();
+        let mut host = relay.staff(&m, 1, MeetingRole::Host, "Host").await;
+        let _viewer = relay.guest(&m, "viewer").await;
+        await_present(&mut host, 1).await;
+        let started = relay.relay.set_recording(m.id, true).await.unwrap();
+        let RecordingReply::Started { dir } = started else {
+            panic!("{started:?}")
+        };
+        host.tx.send(&ClientMsg::EndSession).await.unwrap();
+        let log = dir.join("events.jsonl");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let lines: Vec<serde_json::Value> = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("recording_stopped") {
+                break text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no recording_stopped: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let n = lines.len();
+        assert_eq!(lines[n - 2]["type"], "meeting_ended", "{lines:?}");
+        assert_eq!(lines[n - 2]["reason"], "host");
+        assert_eq!(lines[n - 1]["type"], "recording_stopped");
+        assert_eq!(lines[n - 1]["reason"], "requested");
+    })
+    .await
+    .unwrap();
+}
+
 /// Guards against a newcomer to a large meeting being closed as a slow consumer by its own entry state: the
 /// participants, tracks, whiteboard and chat it is sent on entry count as one item of its control queue.
 #[tokio::test]
