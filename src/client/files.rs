@@ -25,7 +25,7 @@ pub async fn send_file(
     offset: u64,
     data: &[u8],
 ) -> Result<(), ClientError> {
-    let io = |e: quinn::WriteError| ClientError::Connect(e.to_string());
+    let io = super::write_error;
     let mut s = conn.open_uni().await.map_err(|e| connection_error(&e))?;
     s.write_all(&FileStreamHeader { transfer, offset }.encode())
         .await

@@ -63,6 +63,15 @@ impl ClientError {
     }
 }
 
+/// A failed stream write: when the connection is gone, why it went (a relay's close keeps its code, e.g.
+/// `going_away` at shutdown), as [`connection_error`] says.
+pub fn write_error(e: quinn::WriteError) -> ClientError {
+    match e {
+        quinn::WriteError::ConnectionLost(c) => connection_error(&c),
+        other => ClientError::Connect(other.to_string()),
+    }
+}
+
 /// Turns a quinn connection error into words; application closes keep their code.
 pub fn connection_error(e: &ConnectionError) -> ClientError {
     match e {
@@ -352,7 +361,7 @@ impl MediaSender {
         capture_ts_us: u64,
         payload: bytes::Bytes,
     ) -> Result<bool, ClientError> {
-        let io = |e: quinn::WriteError| ClientError::Connect(e.to_string());
+        let io = write_error;
         if keyframe {
             if let Some(mut s) = self.current.take() {
                 let _ = s.finish();
@@ -423,5 +432,25 @@ impl TrustArgs {
                     .into(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_on_a_closed_connection_reports_the_relays_close_code() {
+        let close = quinn_proto::ApplicationClose {
+            error_code: quinn::VarInt::from_u32(ErrorCode::GoingAway as u32),
+            reason: bytes::Bytes::from_static(b"relay shutting down"),
+        };
+        let e = write_error(quinn::WriteError::ConnectionLost(
+            ConnectionError::ApplicationClosed(close),
+        ));
+        assert_eq!(e.code(), Some(ErrorCode::GoingAway));
+        assert!(e.to_string().contains("relay shutting down"), "{e}");
+        let e = write_error(quinn::WriteError::ClosedStream);
+        assert!(matches!(e, ClientError::Connect(_)));
     }
 }

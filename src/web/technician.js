@@ -155,14 +155,25 @@ function began(s) {
 async function loadTickets() {
   const list = $('ticket-list');
   list.replaceChildren();
-  let page;
+  // Every open ticket, however many finished ones there are: one filtered, paged list per open status
+  // (bounded: 50 pages of 100).
+  const mine = async (status) => {
+    const out = [];
+    for (let p = 1; p <= 50; p++) {
+      const q = `assignee_id=${login.user.id}&status=${status}&per_page=100&page=${p}`;
+      const page = await api('GET', `/api/v1/tickets?${q}`, { token: login.token });
+      out.push(...page.items);
+      if (!page.items.length || out.length >= page.total) break;
+    }
+    return out;
+  };
+  let open;
   try {
-    page = await api('GET', `/api/v1/tickets?assignee_id=${login.user.id}&per_page=100`, { token: login.token });
+    open = [...(await mine('assigned')), ...(await mine('in_progress'))];
   } catch (e) {
     showError('Could not list your tickets', e);
     return;
   }
-  const open = page.items.filter((t) => t.status === 'assigned' || t.status === 'in_progress');
   if (!open.length) {
     const li = document.createElement('li');
     li.textContent = 'No ticket is assigned to you (assigned or in progress).';
