@@ -403,9 +403,13 @@ async fn run_connection(
         max_frame: cfg.limits.max_frame_bytes.usize(),
         max_tracks,
     };
+    // Biased towards the frames: when a wake-up finds both a frame and a control message readable (a
+    // presenter's last frames and its END_SESSION), the room gets the frames first, so an end or a leave
+    // never overtakes frames the relay had already received.
     let result = tokio::select! {
-        r = control_reader(&mut recv, &room, conn_id, max_msg) => r,
+        biased;
         r = ingress(relay, conn, &room, conn_id, rules) => r,
+        r = control_reader(&mut recv, &room, conn_id, max_msg) => r,
         _ = conn.closed() => Err(ConnError::Closed),
     };
     let _ = room
