@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod cli_env;
 mod validate;
+pub use cli_env::env_value_error;
 pub use validate::check_env;
 
 /// A duration written the human way: `10m`, `30s`, `500ms`, `4h`.
@@ -174,6 +176,7 @@ section! {
         /// knowledge base); creating remote-assist sessions then answers 503 `relay_disabled`.
         relay_enabled: bool = true, env = "ASSIST_RELAY_RELAY_ENABLED";
         /// How long connected peers get to finish after SIGINT/SIGTERM before the process exits.
+        /// Allowed: at most 10m.
         shutdown_grace: Dur = Dur(Duration::from_secs(5)), env = "ASSIST_RELAY_SHUTDOWN_GRACE";
     }
 }
@@ -194,22 +197,29 @@ section! {
     /// `[pairing]`: authorization codes and the limits on guessing them (see README, "Why codes can't be guessed").
     PairingLayer => PairingConfig {
         /// How long an authorization code (and the technician's join token) stays valid.
+        /// Allowed: 1s to 7days.
         code_ttl: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_CODE_TTL";
         /// Digits in a code (6 to 18).
         code_digits: u32 = 12, env = "ASSIST_RELAY_CODE_DIGITS";
         /// Codes live at once (the guessing bound assumes at most this many); creating more answers 503.
+        /// Allowed: at least 1.
         max_live_codes: usize = 10_000, env = "ASSIST_RELAY_MAX_LIVE_CODES";
         /// Failed redemptions per second across all addresses (the bound the guessing math rests on).
+        /// Allowed: above 0.
         global_failures_per_sec: f64 = 100.0, env = "ASSIST_RELAY_GLOBAL_FAILURES_PER_SEC";
         /// Burst allowance for the global failure budget.
+        /// Allowed: at least 1.
         global_failure_burst: u32 = 1000, env = "ASSIST_RELAY_GLOBAL_FAILURE_BURST";
         /// Failed redemptions per minute from one address (IPv4 /32, IPv6 /64).
+        /// Allowed: above 0.
         address_failures_per_min: f64 = 30.0, env = "ASSIST_RELAY_ADDRESS_FAILURES_PER_MIN";
         /// Burst allowance per address.
+        /// Allowed: at least 1.
         address_failure_burst: u32 = 30, env = "ASSIST_RELAY_ADDRESS_FAILURE_BURST";
         /// Consecutive failures from one address before exponential backoff starts.
         backoff_after: u32 = 5, env = "ASSIST_RELAY_BACKOFF_AFTER";
         /// Longest backoff for one address.
+        /// Allowed: 1s to 1day.
         backoff_max: Dur = Dur(Duration::from_secs(60)), env = "ASSIST_RELAY_BACKOFF_MAX";
     }
 }
@@ -218,18 +228,25 @@ section! {
     /// `[session]`: lifetime of a paired session.
     SessionLayer => SessionConfig {
         /// A paired session with no frames or messages for this long ends.
+        /// Allowed: 1s to 30days.
         idle_timeout: Dur = Dur(Duration::from_secs(300)), env = "ASSIST_RELAY_IDLE_TIMEOUT";
         /// A paired session ends after this long in any case.
+        /// Allowed: 1s to 30days.
         max_duration: Dur = Dur(Duration::from_secs(4 * 3600)), env = "ASSIST_RELAY_MAX_DURATION";
         /// A side whose connection drops may resume within this period.
+        /// Allowed: 1s to 1h.
         resume_grace: Dur = Dur(Duration::from_secs(30)), env = "ASSIST_RELAY_RESUME_GRACE";
         /// At most one keyframe request per this interval reaches the customer.
+        /// Allowed: 0s (every request passes) to 1m.
         keyframe_interval: Dur = Dur(Duration::from_millis(500)), env = "ASSIST_RELAY_KEYFRAME_INTERVAL";
         /// Input events per second forwarded per session.
+        /// Allowed: above 0.
         input_rate: f64 = 250.0, env = "ASSIST_RELAY_INPUT_RATE";
         /// Input burst allowance per session.
+        /// Allowed: at least 1.
         input_burst: u32 = 500, env = "ASSIST_RELAY_INPUT_BURST";
         /// A new connection must send HELLO within this time.
+        /// Allowed: 1s to 10m.
         hello_timeout: Dur = Dur(Duration::from_secs(10)), env = "ASSIST_RELAY_HELLO_TIMEOUT";
     }
 }
@@ -238,34 +255,49 @@ section! {
     /// `[limits]`: sizes, counts and queues.
     LimitsLayer => LimitsConfig {
         /// Largest media frame payload.
+        /// Allowed: 16KiB to 1GiB.
         max_frame_bytes: ByteSize = ByteSize(4 << 20), env = "ASSIST_RELAY_MAX_FRAME_BYTES";
         /// Largest control message.
+        /// Allowed: 1KiB to 16MiB.
         max_message_bytes: ByteSize = ByteSize(64 << 10), env = "ASSIST_RELAY_MAX_MESSAGE_BYTES";
         /// QUIC connections at once (further handshakes are refused).
+        /// Allowed: at least 1.
         max_connections: usize = 10_000, env = "ASSIST_RELAY_MAX_CONNECTIONS";
         /// QUIC connections and WebRTC peers at once from one address (IPv4 /32, IPv6 /64), each kind counted apart.
+        /// Allowed: at least 1.
         max_connections_per_address: usize = 32, env = "ASSIST_RELAY_MAX_CONNECTIONS_PER_ADDRESS";
         /// Sessions one address (IPv4 /32, IPv6 /64) takes part in at once; both sides of one session count once.
+        /// Allowed: at least 1.
         max_sessions_per_address: usize = 16, env = "ASSIST_RELAY_MAX_SESSIONS_PER_ADDRESS";
         /// HTTP API connections at once; further ones are closed on accept.
+        /// Allowed: at least 1.
         max_http_connections: usize = 4096, env = "ASSIST_RELAY_MAX_HTTP_CONNECTIONS";
         /// HTTP API connections at once from one address (IPv4 /32, IPv6 /64).
+        /// Allowed: at least 1.
         max_http_connections_per_address: usize = 256, env = "ASSIST_RELAY_MAX_HTTP_CONNECTIONS_PER_ADDRESS";
         /// An HTTP client must send a complete request header within this time (else the connection closes).
+        /// Allowed: 1s to 10m.
         http_header_timeout: Dur = Dur(Duration::from_secs(10)), env = "ASSIST_RELAY_HTTP_HEADER_TIMEOUT";
         /// Unidirectional streams a client may have open at once.
+        /// Allowed: 1 to 10000.
         max_streams_per_connection: u32 = 32, env = "ASSIST_RELAY_MAX_STREAMS_PER_CONNECTION";
         /// A receiver whose backlog's oldest frame is older than this skips to the next keyframe.
+        /// Allowed: 10ms to 1m.
         backlog_max_age: Dur = Dur(Duration::from_millis(1000)), env = "ASSIST_RELAY_BACKLOG_MAX_AGE";
         /// ... or whose backlog exceeds this many bytes.
+        /// Allowed: 64KiB to 4GiB.
         backlog_max_bytes: ByteSize = ByteSize(8 << 20), env = "ASSIST_RELAY_BACKLOG_MAX_BYTES";
         /// Control messages queued per connection; a peer that lets more pile up is closed (slow_consumer).
+        /// Allowed: at least 1.
         control_queue: usize = 1024, env = "ASSIST_RELAY_CONTROL_QUEUE";
         /// Unacknowledged bytes per connection inside QUIC; small keeps stale data out of the transport.
+        /// Allowed: 16KiB to 1GiB.
         send_window: ByteSize = ByteSize(1 << 20), env = "ASSIST_RELAY_SEND_WINDOW";
         /// UDP socket send and receive buffer (the kernel may cap it at net.core.[rw]mem_max).
+        /// Allowed: 64KiB to 1GiB.
         udp_buffer: ByteSize = ByteSize(8 << 20), env = "ASSIST_RELAY_UDP_BUFFER";
         /// A connection silent for this long is closed by QUIC (keep-alives keep healthy ones open).
+        /// Allowed: 1s to 1h.
         quic_idle_timeout: Dur = Dur(Duration::from_secs(15)), env = "ASSIST_RELAY_QUIC_IDLE_TIMEOUT";
     }
 }
@@ -274,21 +306,28 @@ section! {
     /// `[accounts]`: logins, first-login setup and their limits.
     AccountsLayer => AccountsConfig {
         /// How long a login session token stays valid.
+        /// Allowed: 1s to 30days.
         login_ttl: Dur = Dur(Duration::from_secs(12 * 3600)), env = "ASSIST_RELAY_LOGIN_TTL";
         /// Password of the first administrator (`admin`), made on first start with an empty database. Empty: a
         /// random one-time password, printed once in the log. It must be changed at first login either way.
         bootstrap_password: String = String::new(), env = "ASSIST_RELAY_BOOTSTRAP_PASSWORD";
         /// Shortest password accepted.
+        /// Allowed: 8 to 128.
         min_password_len: usize = 10, env = "ASSIST_RELAY_MIN_PASSWORD_LEN";
         /// Failed logins or verifications per minute from one address (and per account).
+        /// Allowed: above 0.
         auth_failures_per_min: f64 = 10.0, env = "ASSIST_RELAY_AUTH_FAILURES_PER_MIN";
         /// Burst allowance for failed logins or verifications.
+        /// Allowed: at least 1.
         auth_failure_burst: u32 = 10, env = "ASSIST_RELAY_AUTH_FAILURE_BURST";
         /// How long a phone verification code stays valid.
+        /// Allowed: 1s to 1day.
         verification_ttl: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_VERIFICATION_TTL";
         /// Wrong entries of one verification code before it is void.
+        /// Allowed: 1 to 100.
         verification_attempts: u32 = 5, env = "ASSIST_RELAY_VERIFICATION_ATTEMPTS";
         /// Verification codes sent to one user per hour (burst 3): each may cost a text message.
+        /// Allowed: above 0.
         verification_sends_per_hour: f64 = 6.0, env = "ASSIST_RELAY_VERIFICATION_SENDS_PER_HOUR";
     }
 }
@@ -301,10 +340,13 @@ section! {
         /// UTC offset of the business day that ticket numbers are dated by (`+08:00`, `-05:00`, `Z`).
         time_zone: String = "+08:00".to_string(), env = "ASSIST_RELAY_TIME_ZONE";
         /// Largest single attachment (ticket or article); larger uploads are refused with 413.
+        /// Allowed: 1KiB to 4GiB.
         max_attachment_bytes: ByteSize = ByteSize(10 << 20), env = "ASSIST_RELAY_MAX_ATTACHMENT_BYTES";
         /// Total attachment bytes per ticket or article.
+        /// Allowed: 1KiB to 1024GiB, and at least max_attachment_bytes.
         max_owner_attachment_bytes: ByteSize = ByteSize(50 << 20), env = "ASSIST_RELAY_MAX_OWNER_ATTACHMENT_BYTES";
         /// Largest page a list returns.
+        /// Allowed: 1 to 10000.
         max_page_size: u32 = 100, env = "ASSIST_RELAY_MAX_PAGE_SIZE";
     }
 }
@@ -314,34 +356,48 @@ section! {
     MeetingLayer => MeetingSettings {
         /// Participants a meeting admits at once (counting those away and allowed to come back); past it guests
         /// (code entries) are refused, staff with a join token still enter.
+        /// Allowed: at least 1.
         max_participants: usize = 100, env = "ASSIST_RELAY_MEETING_MAX_PARTICIPANTS", flag = "meeting-max-participants";
         /// Screen-share tracks one presenter may publish at once (1 to 16).
         max_tracks_per_presenter: u32 = 4, env = "ASSIST_RELAY_MEETING_MAX_TRACKS_PER_PRESENTER", flag = "meeting-max-tracks-per-presenter";
         /// Bytes of a track's current group (keyframe and following frames) held so late joiners start at once.
+        /// Allowed: 64KiB to 1GiB.
         group_cache_bytes: ByteSize = ByteSize(4 << 20), env = "ASSIST_RELAY_MEETING_GROUP_CACHE_BYTES", flag = "meeting-group-cache-bytes";
         /// At most one keyframe request per track per this interval reaches its publisher.
+        /// Allowed: 0s (every request passes) to 1m.
         keyframe_interval: Dur = Dur(Duration::from_millis(500)), env = "ASSIST_RELAY_MEETING_KEYFRAME_INTERVAL", flag = "meeting-keyframe-interval";
         /// A participant whose connection drops may come back within this period.
+        /// Allowed: 1s to 1h.
         resume_grace: Dur = Dur(Duration::from_secs(60)), env = "ASSIST_RELAY_MEETING_RESUME_GRACE", flag = "meeting-resume-grace";
         /// A meeting nobody has been connected to for this long ends.
+        /// Allowed: 1s to 30days.
         idle_timeout: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_MEETING_IDLE_TIMEOUT", flag = "meeting-idle-timeout";
         /// Scheduled length of a meeting when its creator gives none.
+        /// Allowed: 1s to 30days, and at most max_duration.
         default_duration: Dur = Dur(Duration::from_secs(3600)), env = "ASSIST_RELAY_MEETING_DEFAULT_DURATION", flag = "meeting-default-duration";
         /// Longest scheduled length a meeting may have.
+        /// Allowed: 1s to 30days.
         max_duration: Dur = Dur(Duration::from_secs(12 * 3600)), env = "ASSIST_RELAY_MEETING_MAX_DURATION", flag = "meeting-max-duration";
         /// Furthest ahead a meeting may be scheduled.
+        /// Allowed: at most 3650days.
         max_schedule_ahead: Dur = Dur(Duration::from_secs(90 * 86_400)), env = "ASSIST_RELAY_MEETING_MAX_SCHEDULE_AHEAD", flag = "meeting-max-schedule-ahead";
         /// Whiteboard bytes held per room for late joiners; past it drawing is refused until a clear.
+        /// Allowed: 4KiB to 1GiB.
         whiteboard_bytes: ByteSize = ByteSize(1 << 20), env = "ASSIST_RELAY_MEETING_WHITEBOARD_BYTES", flag = "meeting-whiteboard-bytes";
         /// Chat lines a meeting keeps for late joiners.
+        /// Allowed: 0 (keep none) to 10000.
         chat_history: usize = 200, env = "ASSIST_RELAY_MEETING_CHAT_HISTORY", flag = "meeting-chat-history";
         /// Largest file a transfer may carry (meetings and remote-assist sessions).
+        /// Allowed: 1B to 1024GiB.
         max_file_bytes: ByteSize = ByteSize(2 << 30), env = "ASSIST_RELAY_MEETING_MAX_FILE_BYTES", flag = "meeting-max-file-bytes";
         /// File transfers open at once per room.
+        /// Allowed: at least 1.
         max_transfers: usize = 16, env = "ASSIST_RELAY_MEETING_MAX_TRANSFERS", flag = "meeting-max-transfers";
         /// Bytes one recording may write (all its files and its log); reaching it stops the recording.
+        /// Allowed: at least 1MiB.
         recording_quota: ByteSize = ByteSize(4 << 30), env = "ASSIST_RELAY_MEETING_RECORDING_QUOTA", flag = "meeting-recording-quota";
         /// Frames and events queued for a recording's writer; past it a track skips to its next keyframe.
+        /// Allowed: at least 1.
         recording_queue: usize = 2048, env = "ASSIST_RELAY_MEETING_RECORDING_QUEUE", flag = "meeting-recording-queue";
     }
 }
@@ -358,15 +414,20 @@ section! {
         /// ::1 for [::]) when bound to the unspecified address.
         advertise: String = String::new(), env = "ASSIST_RELAY_WEBRTC_ADVERTISE", flag = "webrtc-advertise";
         /// WebRTC peers connected at once; further offers answer 503 `busy`.
+        /// Allowed: at least 1.
         max_peers: usize = 2000, env = "ASSIST_RELAY_WEBRTC_MAX_PEERS", flag = "webrtc-max-peers";
         /// Largest SDP offer accepted (413 `payload_too_large`).
+        /// Allowed: 4KiB to 1MiB.
         max_offer_bytes: ByteSize = ByteSize(64 << 10), env = "ASSIST_RELAY_WEBRTC_MAX_OFFER_BYTES", flag = "webrtc-max-offer-bytes";
         /// Receiving video m-lines a peer may use at once (shares it can show); further ones are not used.
+        /// Allowed: 1 to 64.
         max_recv_tracks: u32 = 8, env = "ASSIST_RELAY_WEBRTC_MAX_RECV_TRACKS", flag = "webrtc-max-recv-tracks";
         /// UDP datagrams queued for one peer's task; past it they are dropped (and counted), as a network would.
+        /// Allowed: at least 1.
         packet_queue: usize = 512, env = "ASSIST_RELAY_WEBRTC_PACKET_QUEUE", flag = "webrtc-packet-queue";
         /// RTP packets kept per sending m-line to answer NACKs (retransmission); the memory a viewer costs is
         /// about this many packets of up to 1.2 KB each per m-line it receives on.
+        /// Allowed: at least 1.
         nack_history: usize = 512, env = "ASSIST_RELAY_WEBRTC_NACK_HISTORY", flag = "webrtc-nack-history";
     }
 }

@@ -56,6 +56,7 @@ async fn serve(config: Option<PathBuf>, flags: ConfigLayer) -> anyhow::Result<()
         "cert-sha256: {}",
         assist_relay::transport::tls::fingerprint_hex(&server.cert_sha256())
     );
+    println!("{}", server.pages_line());
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("signal received");
@@ -109,7 +110,18 @@ fn parse_cli() -> Cli {
         eprintln!("error: {e}");
         std::process::exit(2);
     }
-    Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
+    // A value refused from an environment variable is reported under the variable's name, not the flag's.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = cmd.clone().try_get_matches_from(&argv).unwrap_or_else(|e| {
+        let from_env =
+            assist_relay::config::env_value_error(&cmd, &e, &argv, |n| std::env::var_os(n));
+        if let Some(message) = from_env {
+            eprintln!("error: {message}");
+            std::process::exit(2);
+        }
+        e.exit()
+    });
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[tokio::main]

@@ -287,7 +287,7 @@ impl RelayMetrics {
             recordings_stopped: counter_vec(
                 r,
                 "recordings_stopped_total",
-                "Recordings stopped, by reason: requested (also when the meeting ends), quota, disk_full, io_error",
+                "Recordings stopped, by reason: requested, meeting_ended, quota, disk_full, io_error",
                 "reason",
             ),
             webrtc: WebRtcMetrics::register(r),

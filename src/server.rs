@@ -301,6 +301,10 @@ impl Server {
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics.local_addr().expect("bound socket")
     }
+    /// Where a browser on this machine finds the pages, as one line for the startup output.
+    pub fn pages_line(&self) -> String {
+        pages_line(self.http_addr())
+    }
     pub fn cert_sha256(&self) -> [u8; 32] {
         self.cert_sha256
     }
@@ -417,5 +421,45 @@ impl Server {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// `pages: http://127.0.0.1:8080/customer  /technician  /meeting` for the bound HTTP address; a wildcard
+/// bind (0.0.0.0, [::]) is shown as loopback, the address a browser on this machine uses.
+fn pages_line(http: SocketAddr) -> String {
+    let mut at = http;
+    let wildcard = at.ip().is_unspecified();
+    if wildcard {
+        at.set_ip(match at {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let note = match wildcard {
+        true => " (listening on every address: other machines use this host's address, over https)",
+        false => "",
+    };
+    format!("pages: http://{at}/customer  /technician  /meeting{note}")
+}
+
+#[cfg(test)]
+mod pages_tests {
+    use super::pages_line;
+
+    #[test]
+    fn the_pages_line_gives_a_url_a_local_browser_opens() {
+        let line = |a: &str| pages_line(a.parse().unwrap());
+        assert_eq!(
+            line("127.0.0.1:8080"),
+            "pages: http://127.0.0.1:8080/customer  /technician  /meeting"
+        );
+        assert!(line("0.0.0.0:8080").starts_with(
+            "pages: http://127.0.0.1:8080/customer  /technician  /meeting (listening on every"
+        ));
+        assert!(line("[::]:80").starts_with("pages: http://[::1]:80/customer"));
+        assert_eq!(
+            line("[2001:db8::1]:8080"),
+            "pages: http://[2001:db8::1]:8080/customer  /technician  /meeting"
+        );
     }
 }

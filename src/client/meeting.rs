@@ -3,7 +3,8 @@
 //! participants, tracks, chat, whiteboard operations, recording, notices and files. It saves every track it
 //! receives, shares a recording on its local track 0, sends chat lines, offers one file and accepts offered
 //! ones. It leaves (the host: ends the meeting for everyone) after `--duration`, once its share is sent, or
-//! on Ctrl-C, and exits 0 then or when the meeting ends; non-zero with the reason in words otherwise.
+//! on Ctrl-C, and exits 0 then or when the meeting ends; non-zero with the reason in words otherwise, and
+//! when the file it was to send was not delivered (refused by the relay, declined, failed or never offered).
 //!
 //! Its control stream and its media streams are read on their own tasks the whole time, whatever else it
 //! does (docs/PROTOCOL.md, "Recommended client transport settings"). It does not resume a lost connection,
@@ -78,7 +79,8 @@ pub struct MeetingArgs {
     /// A chat line to send after entering; repeat for more lines.
     #[arg(long, value_name = "TEXT")]
     pub chat: Vec<String>,
-    /// Offer this file to the participant --to once it is present, and send it when accepted.
+    /// Offer this file to the participant --to once it is present, and send it when accepted. The command
+    /// fails (non-zero) if the file is not delivered: refused, declined, failed or never offered.
     #[arg(long, value_name = "PATH", requires = "to")]
     pub send_file: Option<PathBuf>,
     /// The participant id to offer --send-file to (every client prints its own when it enters).
@@ -363,6 +365,7 @@ pub async fn run(
             o.name, o.to
         ));
     }
+    let offered = offer.as_ref().map(|o| (o.name.clone(), o.to));
 
     let shared = Arc::new(Shared {
         conn: conn.clone(),
@@ -386,6 +389,7 @@ pub async fn run(
         presence: presence_tx,
         offer,
         heard: Heard::default(),
+        reason_due: false,
     };
     let control = tokio::spawn(control.run(rx));
     let media = tokio::spawn(receive_media(
@@ -440,6 +444,7 @@ pub async fn run(
     // The tasks end once the connection is gone and what it delivered is read.
     let tracks = media.await.unwrap_or_default();
     let heard = control.await.unwrap_or_default();
+    let undelivered = offered.and_then(|(name, to)| undelivered(&name, to, &heard));
     let mut report = MeetingReport {
         participant: w.participant,
         role: Some(role.borrow().role),
@@ -480,8 +485,28 @@ pub async fn run(
                     code.as_str()
                 ));
             }
-            Ok(report)
+            // The file asked for did not arrive: that is a failure of the command, said last.
+            match undelivered {
+                Some(e) => Err(e),
+                None => Ok(report),
+            }
         }
         _ => Err(end),
     }
+}
+
+/// Why the file offered with `--send-file` (its name, to `to`) did not reach its recipient; `None` once it
+/// was completed (the recipient verified its SHA-256).
+fn undelivered(name: &str, to: u32, heard: &Heard) -> Option<ClientError> {
+    let why = match (heard.file_sent, &heard.file_failure) {
+        (Some(FileState::Completed), _) => return None,
+        (_, Some(why)) => why.clone(),
+        (None, None) => "they were never present to be offered it".into(),
+        (Some(FileState::Offered), None) => "they did not answer the offer".into(),
+        (Some(FileState::Accepted), None) => "the transfer did not finish".into(),
+        (Some(FileState::Declined | FileState::Failed), None) => "the transfer failed".into(),
+    };
+    Some(ClientError::Other(format!(
+        "file {name:?} was not delivered to participant {to}: {why}"
+    )))
 }

@@ -2,9 +2,8 @@
 //! given, and environment variables that were renamed.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use super::{Config, ConfigError};
+use super::{ByteSize, Config, ConfigError, Dur};
 
 impl Config {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -14,18 +13,6 @@ impl Config {
                 "pairing.code_digits must be 6..=18, not {}",
                 self.pairing.code_digits
             ));
-        }
-        if self.limits.max_frame_bytes.0 == 0 || self.limits.max_frame_bytes.0 > u64::from(u32::MAX)
-        {
-            return bad("limits.max_frame_bytes must be between 1 byte and 4GiB".into());
-        }
-        if self.limits.max_message_bytes.0 < 1024 || self.limits.max_message_bytes.0 > 16 << 20 {
-            return bad("limits.max_message_bytes must be between 1KiB and 16MiB".into());
-        }
-        if self.limits.control_queue == 0 || self.limits.max_connections == 0 {
-            return bad(
-                "limits.control_queue and limits.max_connections must be at least 1".into(),
-            );
         }
         for (name, v) in [
             ("session.input_rate", self.session.input_rate),
@@ -50,6 +37,9 @@ impl Config {
                 return bad(format!("{name} must be positive, not {v}"));
             }
         }
+        self.check_counts()?;
+        self.check_sizes()?;
+        self.check_durations()?;
         if let Err(why) = check_host_port(&self.server.quic_advertise) {
             return bad(format!(
                 "server.quic_advertise {:?}: {why}",
@@ -63,81 +53,291 @@ impl Config {
             );
         }
         let w = &self.webrtc;
-        for (name, v) in [
-            ("webrtc.max_peers", w.max_peers),
-            ("webrtc.packet_queue", w.packet_queue),
-            ("webrtc.nack_history", w.nack_history),
-        ] {
-            if v == 0 {
-                return bad(format!("{name} must be at least 1"));
-            }
-        }
-        if !(1..=64).contains(&w.max_recv_tracks) {
-            return bad(format!(
-                "webrtc.max_recv_tracks must be 1..=64, not {}",
-                w.max_recv_tracks
-            ));
-        }
         if let Err(why) = check_advertise(&w.advertise, w.listen) {
             return bad(format!("webrtc.advertise {:?}: {why}", w.advertise));
         }
         let m = &self.meeting;
-        if !(1..=crate::core::TRACKS_PER_PARTICIPANT).contains(&m.max_tracks_per_presenter) {
-            return bad(format!(
-                "meeting.max_tracks_per_presenter must be 1..=16, not {}",
-                m.max_tracks_per_presenter
-            ));
-        }
-        for (name, v) in [
-            ("meeting.max_participants", m.max_participants),
-            ("meeting.max_transfers", m.max_transfers),
-            ("meeting.recording_queue", m.recording_queue),
-        ] {
-            if v == 0 {
-                return bad(format!("{name} must be at least 1"));
-            }
-        }
         if m.default_duration.0 > m.max_duration.0 {
             return bad(format!(
                 "meeting.default_duration ({}) must not exceed meeting.max_duration ({})",
                 m.default_duration, m.max_duration
             ));
         }
-        if crate::store::parse_utc_offset(&self.tickets.time_zone).is_none() {
+        let t = &self.tickets;
+        if t.max_owner_attachment_bytes.0 < t.max_attachment_bytes.0 {
+            return bad(format!(
+                "tickets.max_owner_attachment_bytes ({}) must not be below tickets.max_attachment_bytes ({})",
+                t.max_owner_attachment_bytes, t.max_attachment_bytes
+            ));
+        }
+        if crate::store::parse_utc_offset(&t.time_zone).is_none() {
             return bad(format!(
                 "tickets.time_zone must be a UTC offset like +08:00, not {:?}",
-                self.tickets.time_zone
+                t.time_zone
             ));
         }
-        if self.accounts.min_password_len < 8 {
-            return bad(format!(
-                "accounts.min_password_len must be at least 8, not {}",
-                self.accounts.min_password_len
-            ));
-        }
-        for (name, d) in [
-            ("pairing.code_ttl", self.pairing.code_ttl),
-            ("session.idle_timeout", self.session.idle_timeout),
-            ("session.max_duration", self.session.max_duration),
-            ("meeting.resume_grace", self.meeting.resume_grace),
-            ("meeting.idle_timeout", self.meeting.idle_timeout),
-            ("meeting.default_duration", self.meeting.default_duration),
-            ("meeting.max_duration", self.meeting.max_duration),
-            ("session.hello_timeout", self.session.hello_timeout),
-            ("limits.quic_idle_timeout", self.limits.quic_idle_timeout),
+        Ok(())
+    }
+
+    /// Counts: at least `min` (0 would refuse everything, or make no sense), at most `max` where more is absurd.
+    fn check_counts(&self) -> Result<(), ConfigError> {
+        let (p, s, l, a, m, w) = (
+            &self.pairing,
+            &self.session,
+            &self.limits,
+            &self.accounts,
+            &self.meeting,
+            &self.webrtc,
+        );
+        let n = |v: usize| v as u64;
+        for (name, v, min, max) in [
+            ("pairing.max_live_codes", n(p.max_live_codes), 1, None),
             (
-                "limits.http_header_timeout",
-                self.limits.http_header_timeout,
+                "pairing.global_failure_burst",
+                p.global_failure_burst.into(),
+                1,
+                None,
             ),
-            ("accounts.login_ttl", self.accounts.login_ttl),
-            ("accounts.verification_ttl", self.accounts.verification_ttl),
+            (
+                "pairing.address_failure_burst",
+                p.address_failure_burst.into(),
+                1,
+                None,
+            ),
+            ("session.input_burst", s.input_burst.into(), 1, None),
+            ("limits.max_connections", n(l.max_connections), 1, None),
+            (
+                "limits.max_connections_per_address",
+                n(l.max_connections_per_address),
+                1,
+                None,
+            ),
+            (
+                "limits.max_sessions_per_address",
+                n(l.max_sessions_per_address),
+                1,
+                None,
+            ),
+            (
+                "limits.max_http_connections",
+                n(l.max_http_connections),
+                1,
+                None,
+            ),
+            (
+                "limits.max_http_connections_per_address",
+                n(l.max_http_connections_per_address),
+                1,
+                None,
+            ),
+            (
+                "limits.max_streams_per_connection",
+                l.max_streams_per_connection.into(),
+                1,
+                Some(10_000),
+            ),
+            ("limits.control_queue", n(l.control_queue), 1, None),
+            (
+                "accounts.min_password_len",
+                n(a.min_password_len),
+                8,
+                Some(128),
+            ),
+            (
+                "accounts.auth_failure_burst",
+                a.auth_failure_burst.into(),
+                1,
+                None,
+            ),
+            (
+                "accounts.verification_attempts",
+                a.verification_attempts.into(),
+                1,
+                Some(100),
+            ),
+            (
+                "tickets.max_page_size",
+                self.tickets.max_page_size.into(),
+                1,
+                Some(10_000),
+            ),
+            ("meeting.max_participants", n(m.max_participants), 1, None),
+            (
+                "meeting.max_tracks_per_presenter",
+                m.max_tracks_per_presenter.into(),
+                1,
+                Some(crate::core::TRACKS_PER_PARTICIPANT.into()),
+            ),
+            ("meeting.chat_history", n(m.chat_history), 0, Some(10_000)),
+            ("meeting.max_transfers", n(m.max_transfers), 1, None),
+            ("meeting.recording_queue", n(m.recording_queue), 1, None),
+            ("webrtc.max_peers", n(w.max_peers), 1, None),
+            (
+                "webrtc.max_recv_tracks",
+                w.max_recv_tracks.into(),
+                1,
+                Some(64),
+            ),
+            ("webrtc.packet_queue", n(w.packet_queue), 1, None),
+            ("webrtc.nack_history", n(w.nack_history), 1, None),
         ] {
-            if d.0 < Duration::from_secs(1) {
-                return bad(format!("{name} must be at least 1s, not {d}"));
+            if v < min {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be at least {min}, not {v}"
+                )));
+            }
+            if let Some(max) = max.filter(|max| v > *max) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be at most {max}, not {v}"
+                )));
             }
         }
-        if self.server.shutdown_grace.0 > Duration::from_secs(600) {
-            return bad("server.shutdown_grace must be at most 10m".into());
+        Ok(())
+    }
+
+    /// Byte sizes, between the bounds written in `config/assist-relay.example.toml`.
+    fn check_sizes(&self) -> Result<(), ConfigError> {
+        let (l, t, m) = (&self.limits, &self.tickets, &self.meeting);
+        for (name, v, min, max) in [
+            (
+                "limits.max_frame_bytes",
+                l.max_frame_bytes,
+                "16KiB",
+                Some("1GiB"),
+            ),
+            (
+                "limits.max_message_bytes",
+                l.max_message_bytes,
+                "1KiB",
+                Some("16MiB"),
+            ),
+            (
+                "limits.backlog_max_bytes",
+                l.backlog_max_bytes,
+                "64KiB",
+                Some("4GiB"),
+            ),
+            ("limits.send_window", l.send_window, "16KiB", Some("1GiB")),
+            ("limits.udp_buffer", l.udp_buffer, "64KiB", Some("1GiB")),
+            (
+                "tickets.max_attachment_bytes",
+                t.max_attachment_bytes,
+                "1KiB",
+                Some("4GiB"),
+            ),
+            (
+                "tickets.max_owner_attachment_bytes",
+                t.max_owner_attachment_bytes,
+                "1KiB",
+                Some("1024GiB"),
+            ),
+            (
+                "meeting.group_cache_bytes",
+                m.group_cache_bytes,
+                "64KiB",
+                Some("1GiB"),
+            ),
+            (
+                "meeting.whiteboard_bytes",
+                m.whiteboard_bytes,
+                "4KiB",
+                Some("1GiB"),
+            ),
+            (
+                "meeting.max_file_bytes",
+                m.max_file_bytes,
+                "1B",
+                Some("1024GiB"),
+            ),
+            ("meeting.recording_quota", m.recording_quota, "1MiB", None),
+            (
+                "webrtc.max_offer_bytes",
+                self.webrtc.max_offer_bytes,
+                "4KiB",
+                Some("1MiB"),
+            ),
+        ] {
+            let bound = |b: &str| b.parse::<ByteSize>().expect("a valid bound");
+            if v.0 < bound(min).0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be at least {min}, not {v}"
+                )));
+            }
+            if let Some(max) = max.filter(|max| v.0 > bound(max).0) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be at most {max}, not {v}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Durations: long enough to be of use, short enough that deadlines stay meaningful (and representable).
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        let (p, s, l, a, m) = (
+            &self.pairing,
+            &self.session,
+            &self.limits,
+            &self.accounts,
+            &self.meeting,
+        );
+        for (name, d, min, max) in [
+            (
+                "server.shutdown_grace",
+                self.server.shutdown_grace,
+                "0s",
+                "10m",
+            ),
+            ("pairing.code_ttl", p.code_ttl, "1s", "7days"),
+            ("pairing.backoff_max", p.backoff_max, "1s", "1day"),
+            ("session.idle_timeout", s.idle_timeout, "1s", "30days"),
+            ("session.max_duration", s.max_duration, "1s", "30days"),
+            ("session.resume_grace", s.resume_grace, "1s", "1h"),
+            ("session.keyframe_interval", s.keyframe_interval, "0s", "1m"),
+            ("session.hello_timeout", s.hello_timeout, "1s", "10m"),
+            (
+                "limits.http_header_timeout",
+                l.http_header_timeout,
+                "1s",
+                "10m",
+            ),
+            ("limits.backlog_max_age", l.backlog_max_age, "10ms", "1m"),
+            ("limits.quic_idle_timeout", l.quic_idle_timeout, "1s", "1h"),
+            ("accounts.login_ttl", a.login_ttl, "1s", "30days"),
+            (
+                "accounts.verification_ttl",
+                a.verification_ttl,
+                "1s",
+                "1day",
+            ),
+            ("meeting.keyframe_interval", m.keyframe_interval, "0s", "1m"),
+            ("meeting.resume_grace", m.resume_grace, "1s", "1h"),
+            ("meeting.idle_timeout", m.idle_timeout, "1s", "30days"),
+            (
+                "meeting.default_duration",
+                m.default_duration,
+                "1s",
+                "30days",
+            ),
+            ("meeting.max_duration", m.max_duration, "1s", "30days"),
+            (
+                "meeting.max_schedule_ahead",
+                m.max_schedule_ahead,
+                "0s",
+                "3650days",
+            ),
+        ] {
+            let bound = |b: &str| b.parse::<Dur>().expect("a valid bound").0;
+            if d.0 < bound(min) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be at least {min}, not {d}"
+                )));
+            }
+            if d.0 > bound(max) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be at most {max}, not {d}"
+                )));
+            }
         }
         Ok(())
     }
@@ -315,5 +515,110 @@ mod tests {
         ] {
             assert!(check_advertise(advertise, listen).is_err(), "{advertise}");
         }
+    }
+
+    #[test]
+    fn zero_and_absurd_limits_are_refused_by_name() {
+        use crate::config::ConfigLayer;
+        use std::time::Duration;
+        let size = |s: &str| Some(s.parse::<ByteSize>().unwrap());
+        let dur = |s: &str| Some(s.parse::<Dur>().unwrap());
+        type Tweak = fn(&mut ConfigLayer);
+        let cases: [(Tweak, &str); 18] = [
+            (
+                |l| l.webrtc.max_offer_bytes = Some(ByteSize(0)),
+                "webrtc.max_offer_bytes must be at least 4KiB, not 0B",
+            ),
+            (
+                |l| l.webrtc.max_offer_bytes = Some(ByteSize(2 << 20)),
+                "webrtc.max_offer_bytes must be at most 1MiB, not 2MiB",
+            ),
+            (
+                |l| l.meeting.recording_quota = Some(ByteSize(0)),
+                "meeting.recording_quota must be at least 1MiB, not 0B",
+            ),
+            (
+                |l| l.meeting.max_file_bytes = Some(ByteSize(0)),
+                "meeting.max_file_bytes must be at least 1B",
+            ),
+            (
+                |l| l.meeting.whiteboard_bytes = Some(ByteSize(100)),
+                "meeting.whiteboard_bytes must be at least 4KiB",
+            ),
+            (
+                |l| l.meeting.group_cache_bytes = Some(ByteSize(0)),
+                "meeting.group_cache_bytes must be at least 64KiB",
+            ),
+            (
+                |l| l.limits.max_frame_bytes = Some(ByteSize(1)),
+                "limits.max_frame_bytes must be at least 16KiB",
+            ),
+            (
+                |l| l.limits.udp_buffer = Some(ByteSize(2 << 30)),
+                "limits.udp_buffer must be at most 1GiB, not 2GiB",
+            ),
+            (
+                |l| l.tickets.max_attachment_bytes = Some(ByteSize(0)),
+                "tickets.max_attachment_bytes must be at least 1KiB",
+            ),
+            (
+                |l| l.tickets.max_owner_attachment_bytes = Some(ByteSize(1 << 20)),
+                "tickets.max_owner_attachment_bytes (1MiB) must not be below tickets.max_attachment_bytes (10MiB)",
+            ),
+            (
+                |l| l.limits.max_sessions_per_address = Some(0),
+                "limits.max_sessions_per_address must be at least 1, not 0",
+            ),
+            (
+                |l| l.pairing.max_live_codes = Some(0),
+                "pairing.max_live_codes must be at least 1",
+            ),
+            (
+                |l| l.session.input_burst = Some(0),
+                "session.input_burst must be at least 1",
+            ),
+            (
+                |l| l.tickets.max_page_size = Some(0),
+                "tickets.max_page_size must be at least 1",
+            ),
+            (
+                |l| l.meeting.chat_history = Some(1_000_000),
+                "meeting.chat_history must be at most 10000",
+            ),
+            (
+                |l| l.webrtc.max_recv_tracks = Some(65),
+                "webrtc.max_recv_tracks must be at most 64, not 65",
+            ),
+            (
+                |l| l.session.resume_grace = Some(Dur(Duration::ZERO)),
+                "session.resume_grace must be at least 1s, not 0s",
+            ),
+            (
+                |l| l.limits.backlog_max_age = Some(Dur(Duration::from_secs(3600))),
+                "limits.backlog_max_age must be at most 1m, not 1h",
+            ),
+        ];
+        for (tweak, want) in cases {
+            let mut l = ConfigLayer::default();
+            tweak(&mut l);
+            let e = l.resolve().unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        // Far past any sensible value is refused too; the bounds themselves are accepted.
+        let mut l = ConfigLayer::default();
+        l.pairing.code_ttl = dur("100000days");
+        assert!(l
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("pairing.code_ttl must be at most 7days"));
+        let mut l = ConfigLayer::default();
+        l.webrtc.max_offer_bytes = size("4KiB");
+        l.meeting.recording_quota = size("1MiB");
+        l.meeting.keyframe_interval = dur("0s");
+        l.meeting.chat_history = Some(0);
+        l.limits.udp_buffer = size("1GiB");
+        l.pairing.code_ttl = dur("7days");
+        assert!(l.resolve().is_ok());
     }
 }

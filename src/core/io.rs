@@ -105,7 +105,8 @@ pub enum Output {
         offset: u64,
         to: Result<(ConnId, u64), ErrorCode>,
     },
-    /// Meetings: a frame accepted from a publisher, its `track` the room-wide id (for a recording).
+    /// Meetings: a frame accepted from a publisher, its `track` the room-wide id (for a recording); also,
+    /// as a recording starts, each live track's held group again, so the recording starts from it.
     Published(Frame),
 }
 
@@ -251,4 +252,17 @@ pub enum Event {
     Transfer(TransferNote),
     /// Meetings: recording switched on or off.
     Recording(bool),
+    /// Meetings: who is in the meeting as a recording starts (right after `Recording(true)`), so the
+    /// recording's log starts with everyone, not only those who join later.
+    Roster(Vec<RosterEntry>),
+}
+
+/// One participant in an [`Event::Roster`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterEntry {
+    pub participant: u32,
+    pub name: String,
+    pub role: MeetingRole,
+    /// Connected (`false`: away, within its resume grace period).
+    pub present: bool,
 }

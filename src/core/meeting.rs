@@ -245,11 +245,7 @@ impl MeetingRoom {
                 transfer,
                 offset,
             } => self.file_stream(conn, transfer, offset),
-            Input::Recording { active, reason } => {
-                self.recording = active;
-                self.broadcast(ServerMsg::Recording { active, reason });
-                self.event(Event::Recording(active));
-            }
+            Input::Recording { active, reason } => self.set_recording(now, active, reason),
         }
     }
 

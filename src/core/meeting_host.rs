@@ -1,15 +1,53 @@
-//! The host's actions in a meeting: mute or allow a share, remove a participant, change a role.
+//! The host's actions in a meeting: mute or allow a share, remove a participant, change a role; and an
+//! administrator's: recording on or off.
 
 use std::time::Instant;
 
 use super::MeetingRoom;
-use crate::core::io::Output;
+use crate::core::io::{Event, Output, RosterEntry};
 use crate::core::room::notice_msg;
 use crate::core::TrackId;
 use crate::protocol::message::{MeetingRole, ParticipantState, TrackState};
 use crate::protocol::{ErrorCode, ServerMsg};
 
 impl MeetingRoom {
+    /// Recording switched on or off (the relay has started or stopped its recorder). Everyone is told. A
+    /// recording starts as a late joiner does: the roster of who is in the meeting, then each live track's
+    /// held group (keyframe and what followed, as [`Output::Published`]), and for a live track with no held
+    /// group a keyframe request (through the track's throttle), so every share is recorded from its next
+    /// keyframe at the latest.
+    pub(super) fn set_recording(&mut self, now: Instant, active: bool, reason: String) {
+        self.recording = active;
+        self.broadcast(ServerMsg::Recording { active, reason });
+        self.event(Event::Recording(active));
+        if !active {
+            return;
+        }
+        let roster = self
+            .participants
+            .iter()
+            .map(|p| RosterEntry {
+                participant: p.id,
+                name: p.name.clone(),
+                role: p.role,
+                present: p.conn.is_some(),
+            })
+            .collect();
+        self.event(Event::Roster(roster));
+        let mut unheld = Vec::new();
+        for t in self.tracks.iter().filter(|t| !t.muted) {
+            if t.cache.is_empty() {
+                unheld.push(t.id);
+            }
+            for f in &t.cache {
+                self.out.push_back(Output::Published(f.clone()));
+            }
+        }
+        for track in unheld {
+            self.request_keyframe(now, track);
+        }
+    }
+
     /// MUTE_TRACK from the host `me`.
     pub(super) fn mute_track(&mut self, now: Instant, me: u32, track: TrackId, muted: bool) {
         let Some(t) = self.tracks.iter_mut().find(|t| t.id == track) else {

@@ -517,3 +517,51 @@ fn a_share_that_starts_with_a_delta_frame_waits_for_its_keyframe() {
         "the viewer starts at the keyframe"
     );
 }
+
+/// Guards against a recording missing a share that is already running: it starts from each held group (the
+/// same frames again, as `Published`), asks for a keyframe where nothing is held, and its log gets the
+/// roster first.
+#[test]
+fn a_recording_starts_from_the_held_groups_and_asks_for_the_rest() {
+    let (mut s, track) = MeetingSim::meeting();
+    s.join(LATE, Presenter);
+    for seq in 0..18 {
+        s.publish(PRESENTER, seq / 12, seq, seq % 12 == 0, 1000);
+    }
+    // The second share began mid-group (no keyframe yet): nothing is held for it.
+    s.publish(LATE, 0, 0, false, 1000);
+    s.advance(Duration::from_secs(1));
+    s.published.clear();
+    s.events.clear();
+    let before = s.peers[&LATE].keyframe_requests.len();
+    s.input(Input::Recording {
+        active: true,
+        reason: "started by an administrator".into(),
+    });
+    let again: Vec<_> = s.published.iter().map(|f| (f.track, f.seq)).collect();
+    assert_eq!(again, (12..18).map(|seq| (track, seq)).collect::<Vec<_>>());
+    assert!(s.published[0].keyframe);
+    assert_eq!(s.peers[&LATE].keyframe_requests.len(), before + 1);
+    assert!(s.peers[&PRESENTER].keyframe_requests.is_empty());
+    let roster = s.events.iter().find_map(|e| match e {
+        Event::Roster(r) => Some(r.iter().map(|p| (p.role, p.present)).collect::<Vec<_>>()),
+        _ => None,
+    });
+    assert_eq!(
+        roster,
+        Some(vec![
+            (Host, true),
+            (Presenter, true),
+            (Participant, true),
+            (Presenter, true)
+        ])
+    );
+    assert!(matches!(s.events[0], Event::Recording(true)));
+    // Stopping sends nothing again.
+    s.published.clear();
+    s.input(Input::Recording {
+        active: false,
+        reason: "stopped".into(),
+    });
+    assert!(s.published.is_empty());
+}

@@ -24,7 +24,7 @@ pub(crate) mod tests;
 
 pub use collab::{CollabLimits, TransferNote};
 pub use ids::{ConnId, Role, SessionId, TrackId};
-pub use io::{DropReason, EndReason, Entry, Event, Input, Output};
+pub use io::{DropReason, EndReason, Entry, Event, Input, Output, RosterEntry};
 pub use meeting::{MeetingConfig, MeetingRoom, TRACKS_PER_PARTICIPANT};
 pub use queue::{BacklogLimits, MediaQueue, Popped, PushOutcome};
 pub use room::{AssistRoom, RoomConfig};

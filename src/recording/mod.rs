@@ -27,16 +27,17 @@
 //! - `events.jsonl`: one JSON object per line, `t_ms` (Unix milliseconds) and `type` first:
 //!   - `{"t_ms":..,"type":"recording_started","dir":"..","quota_bytes":..}` always the first line;
 //!   - the room's events as given to [`Recorder::event`]: `{"t_ms":..,"type":kind, ..fields}` (for example
-//!     `join`, `leave`, `chat`, `annotation`, `transfer`; the vocabulary is the room's);
+//!     `roster`, `participant`, `chat`, `annotation`, `transfer`; the vocabulary is the room's: a meeting
+//!     logs a `roster` of who is there right after this first line);
 //!   - `{"t_ms":..,"type":"track_file","track":..,"file":"track-1.ivf","codec":"vp8","capture_ts_us":..}` when
 //!     a track file is opened (`t_ms` is when the relay received its first frame), to align the files;
 //!   - `{"t_ms":..,"type":"events_dropped","count":..}` before the first event queued after some were dropped;
 //!   - `{"t_ms":..,"type":"meeting_ended","reason":..}` (`host`, `idle`, `max_duration`, `shutdown`, ...) when the
 //!     recording stops because the meeting ended: participants still present are not logged as leaving;
-//!   - `{"t_ms":..,"type":"recording_stopped","reason":"requested"|"quota"|"disk_full"|"io_error",
+//!   - `{"t_ms":..,"type":"recording_stopped","reason":"requested"|"meeting_ended"|"quota"|"disk_full"|"io_error",
 //!     "error":..(if any),"bytes":..,"frames_written":..,"frames_skipped":..,"frames_dropped":..,
 //!     "events_written":..,"events_dropped":..}` the last line whenever it can be written: always after a
-//!     requested stop (by an administrator, or the meeting's end) or the quota (room for it is kept aside),
+//!     requested stop (`requested` by an administrator, `meeting_ended`) or the quota (room for it is kept aside),
 //!     best effort after a write error; `events_written` counts the room's events, not the recorder's own
 //!     lines (`recording_started`, `track_file`, `events_dropped`).
 //!
@@ -90,6 +91,9 @@ pub struct RecorderConfig {
     pub quota_bytes: u64,
     /// Capacity of the queue between the room and the writer, in items (frames and events); at least 1.
     pub queue: usize,
+    /// How the log's `recording_started` line names the directory (e.g. relative to the data directory,
+    /// as the API reports it); `None`: [`RecorderConfig::dir`] as given.
+    pub log_name: Option<String>,
 }
 
 /// Why a recording ended.
@@ -97,6 +101,8 @@ pub struct RecorderConfig {
 pub enum StopReason {
     /// [`Recorder::stop`] was called (or the [`Recorder`] dropped).
     Requested,
+    /// [`Recorder::stop_because`] the meeting ended.
+    MeetingEnded,
     /// The next write would have exceeded [`RecorderConfig::quota_bytes`].
     Quota,
     /// The disk (or the filesystem quota) is full.
@@ -110,6 +116,7 @@ impl StopReason {
     pub fn as_str(self) -> &'static str {
         match self {
             StopReason::Requested => "requested",
+            StopReason::MeetingEnded => "meeting_ended",
             StopReason::Quota => "quota",
             StopReason::DiskFull => "disk_full",
             StopReason::Io => "io_error",
@@ -120,10 +127,18 @@ impl StopReason {
     pub fn describe(self) -> &'static str {
         match self {
             StopReason::Requested => "stopped on request",
+            StopReason::MeetingEnded => "the meeting ended",
             StopReason::Quota => "recording quota reached",
             StopReason::DiskFull => "disk full",
             StopReason::Io => "write error",
         }
+    }
+}
+
+impl StopReason {
+    /// The writer stopped by itself (quota, full disk, write error), not because it was told to.
+    pub fn by_itself(self) -> bool {
+        !matches!(self, StopReason::Requested | StopReason::MeetingEnded)
     }
 }
 
@@ -201,6 +216,8 @@ enum Item {
         t_ms: u64,
         count: u64,
     },
+    /// The last item: stop, and log this reason.
+    Stop(StopReason),
 }
 
 /// Counted by the room side, reported by the writer.
@@ -398,6 +415,13 @@ impl Recorder {
     /// Ends the recording: the writer writes what is queued, finishes every file and the log, and answers.
     /// After the writer stopped by itself this returns its summary at once.
     pub async fn stop(self) -> RecordingSummary {
+        self.stop_because(StopReason::Requested).await
+    }
+
+    /// [`Recorder::stop`], logging `reason` (`Requested` or `MeetingEnded`) as why it stopped.
+    pub async fn stop_because(self, reason: StopReason) -> RecordingSummary {
+        // Behind everything queued; refused (and moot) once the writer stopped by itself.
+        let _ = self.tx.send(Item::Stop(reason)).await;
         let Recorder {
             dir,
             tx,

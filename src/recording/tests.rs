@@ -113,13 +113,24 @@ fn a_full_disk_is_told_apart_from_other_write_errors() {
 fn stop_reasons_have_stable_words() {
     let all = [
         StopReason::Requested,
+        StopReason::MeetingEnded,
         StopReason::Quota,
         StopReason::DiskFull,
         StopReason::Io,
     ];
     assert_eq!(
         all.map(StopReason::as_str),
-        ["requested", "quota", "disk_full", "io_error"]
+        [
+            "requested",
+            "meeting_ended",
+            "quota",
+            "disk_full",
+            "io_error"
+        ]
+    );
+    assert_eq!(
+        all.map(StopReason::by_itself),
+        [false, false, true, true, true]
     );
     assert_eq!(StopReason::DiskFull.to_string(), "disk full");
 }

@@ -41,13 +41,6 @@ struct Stop {
 }
 
 impl Stop {
-    fn requested() -> Stop {
-        Stop {
-            reason: StopReason::Requested,
-            error: None,
-        }
-    }
-
     fn quota() -> Stop {
         Stop {
             reason: StopReason::Quota,
@@ -107,6 +100,8 @@ struct TrackFile {
 
 pub(super) struct Writer {
     dir: PathBuf,
+    /// The directory as the log names it.
+    log_name: String,
     clock: Arc<dyn Clock>,
     started_ms: u64,
     log: BufWriter<File>,
@@ -132,6 +127,7 @@ impl Writer {
     ) -> Writer {
         Writer {
             dir: cfg.dir.clone(),
+            log_name: (cfg.log_name.clone()).unwrap_or_else(|| cfg.dir.display().to_string()),
             started_ms: clock.unix_ms(),
             clock,
             log: BufWriter::new(log),
@@ -155,7 +151,10 @@ impl Writer {
         stop_tx: &watch::Sender<Option<StopReason>>,
     ) -> RecordingSummary {
         let stop = match self.record(&mut rx) {
-            Ok(()) => Stop::requested(),
+            Ok(reason) => Stop {
+                reason,
+                error: None,
+            },
             Err(stop) => {
                 // Refuse further items at once and wake the room before finishing the files.
                 rx.close();
@@ -169,35 +168,42 @@ impl Writer {
         summary
     }
 
-    fn record(&mut self, rx: &mut mpsc::Receiver<Item>) -> Result<(), Stop> {
-        let fields = json!({ "dir": self.dir.display().to_string(), "quota_bytes": self.quota });
+    /// Returns why it was told to stop (`Requested` when the queue closed without a [`Item::Stop`]).
+    fn record(&mut self, rx: &mut mpsc::Receiver<Item>) -> Result<StopReason, Stop> {
+        let fields = json!({ "dir": self.log_name, "quota_bytes": self.quota });
         self.log_line(&json_line(self.started_ms, "recording_started", &fields))?;
         self.flush_log()?;
         while let Some(item) = rx.blocking_recv() {
-            self.handle(item)?;
+            if let Some(reason) = self.handle(item)? {
+                return Ok(reason);
+            }
             while let Ok(item) = rx.try_recv() {
-                self.handle(item)?;
+                if let Some(reason) = self.handle(item)? {
+                    return Ok(reason);
+                }
             }
             // The queue is empty: make the log readable while the meeting goes on.
             self.flush_log()?;
         }
-        Ok(())
+        Ok(StopReason::Requested)
     }
 
-    fn handle(&mut self, item: Item) -> Result<(), Stop> {
+    /// Writes one item; `Some(reason)` when it is the last.
+    fn handle(&mut self, item: Item) -> Result<Option<StopReason>, Stop> {
         match item {
-            Item::Frame(frame) => self.frame(&frame),
+            Item::Frame(frame) => self.frame(&frame)?,
             Item::Event { t_ms, kind, fields } => {
                 self.log_line(&json_line(t_ms, &kind, &fields))?;
                 self.events_written += 1;
-                Ok(())
             }
             Item::EventsDropped { t_ms, count } => self.log_line(&json_line(
                 t_ms,
                 "events_dropped",
                 &json!({ "count": count }),
-            )),
+            ))?,
+            Item::Stop(reason) => return Ok(Some(reason)),
         }
+        Ok(None)
     }
 
     fn frame(&mut self, frame: &Frame) -> Result<(), Stop> {
@@ -348,7 +354,7 @@ impl Writer {
         for (_, track) in tracks {
             if let Some(file) = track.file {
                 if let Err(e) = file.writer.finish() {
-                    if stop.reason == StopReason::Requested {
+                    if !stop.reason.by_itself() {
                         stop = Stop::media(&e, &file.path);
                     }
                 }
@@ -382,11 +388,11 @@ impl Writer {
                 .map_err(|e| Stop::io(&e, &self.log_path));
             match written {
                 Ok(()) => self.bytes += line.len() as u64,
-                Err(e) if stop.reason == StopReason::Requested => stop = e,
+                Err(e) if !stop.reason.by_itself() => stop = e,
                 Err(_) => {}
             }
         }
-        if stop.reason != StopReason::Requested {
+        if stop.reason.by_itself() {
             tracing::warn!(
                 dir = %self.dir.display(),
                 reason = stop.reason.as_str(),

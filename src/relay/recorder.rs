@@ -19,17 +19,15 @@ impl RoomRecorder {
     /// Starts a recording under `<data_dir>/recordings/<meeting>-<unix ms>`.
     pub(super) fn start(relay: &Relay, meeting: SessionId) -> Result<RoomRecorder, String> {
         let now_ms = relay.clock.unix_ms();
-        let dir = relay
-            .cfg
-            .server
-            .data_dir
-            .join("recordings")
-            .join(format!("{meeting}-{now_ms}"));
+        let name = format!("recordings/{meeting}-{now_ms}");
+        let dir = relay.cfg.server.data_dir.join(&name);
         let m = &relay.cfg.meeting;
         let cfg = RecorderConfig {
             dir: dir.clone(),
             quota_bytes: m.recording_quota.0,
             queue: m.recording_queue,
+            // As the API reports it: relative to the data directory.
+            log_name: Some(name),
         };
         let rec = Recorder::start(cfg, relay.clock.clone()).map_err(|e| e.to_string())?;
         Ok(RoomRecorder { rec, dir })
@@ -43,7 +41,8 @@ impl RoomRecorder {
         self.rec.frame(frame);
     }
 
-    /// Logs the events a meeting's record keeps: joins and leaves, chat, annotations, transfers.
+    /// Logs the events a meeting's record keeps: who is there as it starts, joins and leaves, chat,
+    /// annotations, transfers.
     pub(super) fn event(&self, relay: &Relay, e: &Event) {
         let t = relay.clock.unix_ms();
         let (kind, fields) = match e {
@@ -66,6 +65,22 @@ impl RoomRecorder {
                 "annotation",
                 serde_json::json!({ "from": from, "kind": kind.as_str() }),
             ),
+            Event::Roster(entries) => {
+                let participants: Vec<_> = entries
+                    .iter()
+                    .map(|p| {
+                        let state = if p.present { "present" } else { "away" };
+                        serde_json::json!({
+                            "participant": p.participant, "name": p.name, "role": p.role.as_str(),
+                            "state": state,
+                        })
+                    })
+                    .collect();
+                (
+                    "roster",
+                    serde_json::json!({ "participants": participants }),
+                )
+            }
             Event::Transfer(n) => (
                 "transfer",
                 serde_json::json!({
@@ -91,9 +106,10 @@ impl RoomRecorder {
         self.rec.stopped_by_itself().await
     }
 
-    /// Stops (if still running), finishes the files and counts the stop.
-    pub(super) async fn finish(self, relay: &Relay) -> RecordingSummary {
-        let summary = self.rec.stop().await;
+    /// Stops (if still running; `why` is `Requested` or `MeetingEnded`), finishes the files and counts the
+    /// stop.
+    pub(super) async fn finish(self, relay: &Relay, why: StopReason) -> RecordingSummary {
+        let summary = self.rec.stop_because(why).await;
         relay
             .metrics
             .recordings_stopped

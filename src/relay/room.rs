@@ -19,6 +19,7 @@ use crate::core::{
 use crate::pairing::{Claims, MeetingClaims, MeetingTokenKind, TokenKind};
 use crate::protocol::message::MeetingWelcome;
 use crate::protocol::{ErrorCode, ServerMsg};
+use crate::recording::StopReason;
 
 /// The state machine a room task owns.
 #[derive(Debug)]
@@ -163,8 +164,9 @@ pub(super) async fn run(
             }
             reason = recorder_stopped => {
                 let rec = task.recorder.take().expect("a recorder stopped");
-                // The recorder logged why; the meeting goes on and everyone is told.
-                rec.finish(&relay).await;
+                // The recorder logged why (the reason given here is moot); the meeting goes on and everyone
+                // is told.
+                rec.finish(&relay, StopReason::Requested).await;
                 let text = reason.describe().to_string();
                 room.handle_input(clock.now(), Input::Recording { active: false, reason: text });
             }
@@ -184,7 +186,7 @@ pub(super) async fn run(
             &relay,
             room.is_ended().unwrap_or(EndReason::Shutdown).label(),
         );
-        rec.finish(&relay).await;
+        rec.finish(&relay, StopReason::MeetingEnded).await;
         relay.metrics.recordings_active.dec();
     }
     // Connections that authenticated while the session was ending must not wait for a WELCOME forever.
@@ -304,7 +306,7 @@ async fn recording(
             Err(e) => RecordingReply::Refused(e),
         },
         (false, Some(rec)) => {
-            let summary = rec.finish(relay).await;
+            let summary = rec.finish(relay, StopReason::Requested).await;
             let reason = "stopped by an administrator".to_string();
             room.handle_input(
                 now,
@@ -571,5 +573,7 @@ fn event(relay: &Relay, id: SessionId, task: &Task, e: Event) {
             }
             tracing::info!(meeting = %id, recording = on, "recording");
         }
+        // Only the recording's log keeps it.
+        Event::Roster(_) => {}
     }
 }

@@ -84,8 +84,8 @@ function stopSharing() {
   stream = null;
 }
 
-function finished(text, kind) {
-  status(text, 'ended', kind);
+function finished(text, kind, code = '') {
+  status(text, 'ended', kind, code);
   stopSharing();
   for (const id of ['control', 'end', 'chat-text']) $(id).disabled = true;
   peer = null;
@@ -115,7 +115,7 @@ async function start() {
       params: { allow_control: String(allow) },
       send: [track],
       onMessage,
-      onClose: (reason) => finished(`The session has ended: ${reason}.`, 'warn'),
+      onClose: (reason, m) => finished(`The session has ended: ${reason}.`, 'warn', m?.codeName),
     });
     await peer.connect();
   } catch (e) {

@@ -304,8 +304,8 @@ function onMessage(m) {
 
 // ---- joining and leaving ----
 
-function finished(text, kind) {
-  status(text, 'ended', kind);
+function finished(text, kind, code = '') {
+  status(text, 'ended', kind, code);
   peer = null;
   delete document.body.dataset.sharing;
   for (const t of share?.stream.getTracks() || []) t.stop();
@@ -357,7 +357,7 @@ async function join() {
         const tile = tiles.find((t) => !t.local && t.mid === mid);
         if (tile) tile.video.srcObject = stream;
       },
-      onClose: (reason) => finished(`You are no longer in the meeting: ${reason}.`, 'warn'),
+      onClose: (reason, m) => finished(`You are no longer in the meeting: ${reason}.`, 'warn', m?.codeName),
     });
     await peer.connect();
   } catch (e) {

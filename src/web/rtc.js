@@ -11,7 +11,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = code;
   }
-  toString() { return `${this.message} (${this.code})`; }
+  toString() { return this.message; }
 }
 
 /** Turns a non-2xx fetch answer into an ApiError (falls back to the status text for a non-JSON body). */
@@ -87,7 +87,8 @@ function iceGathered(pc, ms) {
  *   guest may only share once the host makes it a presenter);
  * - `receive`: how many `recvonly` video m-lines to offer;
  * - `onMessage(msg)`: each decoded control message; `onTrack(mid, stream, track)`: a receiving m-line's
- *   media; `onClose(reason)`: the peer is gone, `reason` from a CLOSE message or the connection state;
+ *   media; `onClose(reason, close)`: the peer is gone, `reason` in words from a CLOSE message or the
+ *   connection state, `close` the CLOSE message if there was one (its `codeName` for support, not for show);
  *   `onOpen()`: the control channel is open.
  */
 export class Peer {
@@ -189,7 +190,9 @@ export class Peer {
     this.closed = true;
     this.location = null; // nothing left to DELETE
     const m = this.closeMessage;
-    if (!this.finishing) this.opts.onClose?.(m ? `${m.reason || m.codeName} (${m.codeName})` : why, m);
+    // The reason in words for the page; the code (e.g. `session_ended`) for the console and `data-code`.
+    if (m) console.info(`closed by the relay (${m.codeName}): ${m.reason}`);
+    if (!this.finishing) this.opts.onClose?.(m ? m.reason || 'the relay closed the connection' : why, m);
     this.shut();
   }
 

@@ -105,8 +105,8 @@ function onMessage(m) {
   showControl();
 }
 
-function finished(text, kind) {
-  status(text, 'ended', kind);
+function finished(text, kind, code = '') {
+  status(text, 'ended', kind, code);
   peer = null;
   present = false;
   releaseAll();
@@ -125,7 +125,7 @@ async function connect(token) {
       video.srcObject = stream;
       video.play().catch(() => {});
     },
-    onClose: (reason) => finished(`The session has ended: ${reason}.`, 'warn'),
+    onClose: (reason, m) => finished(`The session has ended: ${reason}.`, 'warn', m?.codeName),
   });
   try {
     await peer.connect();

@@ -13,19 +13,23 @@ export function flag(name) {
 
 /**
  * Shows `text` in the status line (an aria-live region) and records `state` on `<body data-state>`, which
- * styles and tests read. `kind` is '', 'ok', 'warn' or 'error'.
+ * styles and tests read. `kind` is '', 'ok', 'warn' or 'error'. `code`, the machine-readable error code
+ * (e.g. `code_unknown`), is not shown: it is kept on the status line's `data-code` for support and tests.
  */
-export function status(text, state, kind = '') {
+export function status(text, state, kind = '', code = '') {
   const el = $('status');
   el.textContent = text;
+  if (code) el.dataset.code = code;
+  else delete el.dataset.code;
   for (const k of ['ok', 'warn', 'error']) el.classList.toggle(k, k === kind);
   if (state) document.body.dataset.state = state;
 }
 
-/** Shows an error (an ApiError or any Error) in the status line. */
+/** Shows an error (an ApiError or any Error) in the status line: its message in words, its code (if any) in
+ * the console and on `data-code`. */
 export function showError(prefix, e) {
-  console.warn(prefix, e);
-  status(`${prefix}: ${e.message || e}${e.code ? ` (${e.code})` : ''}`, 'error', 'error');
+  console.warn(prefix, e.code ? `(${e.code})` : '', e);
+  status(`${prefix}: ${e.message || e}`, 'error', 'error', typeof e.code === 'string' ? e.code : '');
 }
 
 /** Appends a line to a chat log (`<ol>`), keeping the newest in view. */

@@ -3,6 +3,10 @@
 
 use crate::common;
 
+// The meeting client's file transfers (`cli::files::`), in their own file to keep this one short.
+#[path = "cli/files.rs"]
+mod files;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -69,9 +73,9 @@ struct Served {
     fp: String,
 }
 
-/// Starts `serve` on port 0 with its data in `data`; the administrator's first password is
-/// [`ADMIN_PASSWORD`].
-fn serve(data: &Path) -> Served {
+/// Starts `serve` on port 0 with its data in `data` and the flags `extra`; the administrator's first
+/// password is [`ADMIN_PASSWORD`].
+fn serve(data: &Path, extra: &[&str]) -> Served {
     let mut server = Reap(
         Command::new(BIN)
             .args([
@@ -85,6 +89,7 @@ fn serve(data: &Path) -> Served {
             .args(["--webrtc-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data)
+            .args(extra)
             .env("RUST_LOG", "info")
             .env("ASSIST_RELAY_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
@@ -121,6 +126,13 @@ fn serve(data: &Path) -> Served {
         .expect("fingerprint printed")
         .to_string();
     assert_eq!(fp.len(), 64);
+    // Then where a browser finds the pages, on the bound HTTP address.
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("pages: http://{http}/customer  /technician  /meeting")
+    );
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     Served {
         server,
@@ -139,7 +151,7 @@ fn serve_then_technician_and_customer_processes_then_sigterm() {
         quic,
         http,
         fp,
-    } = serve(&data);
+    } = serve(&data, &[]);
     assert!(data.join("operator.key").exists() && data.join("tls/cert.pem").exists());
 
     // A wrong code: non-zero exit and the reason in words.
@@ -400,7 +412,7 @@ fn a_host_shares_a_recording_with_a_guest_who_saves_it() {
         quic,
         http,
         fp,
-    } = serve(&dir.path().join("data"));
+    } = serve(&dir.path().join("data"), &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (host_token, code) = runtime.block_on(async {
         let mut admin = session(&format!("http://{http}"), "admin", ADMIN_PASSWORD).await;
@@ -519,7 +531,7 @@ fn full_server_answers_webrtc_peers_with_memory_flat_over_200_cycles() {
     use assist_relay::client::webrtc::{RtcClient, RtcOptions};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let Served { server, http, .. } = serve(&data);
+    let Served { server, http, .. } = serve(&data, &[]);
     let pid = server.0.id();
     let api = format!("http://{http}");
     let key = std::fs::read_to_string(data.join("operator.key")).unwrap();
@@ -627,7 +639,7 @@ fn serve_refuses_settings_that_cannot_work() {
     let data = tempfile::tempdir().unwrap();
     // (flags, environment variable, what the one error line says)
     type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, &'a str);
-    let cases: [Case; 8] = [
+    let cases: [Case; 11] = [
         (&["--webrtc-advertise", "0.0.0.0"], None, "webrtc.advertise"),
         (
             &["--webrtc-advertise", "::ffff:224.0.0.1"],
@@ -663,6 +675,22 @@ fn serve_refuses_settings_that_cannot_work() {
             &["--global-failures-per-sec", "0"],
             None,
             "pairing.global_failures_per_sec must be positive",
+        ),
+        (
+            &["--webrtc-max-offer-bytes", "0"],
+            None,
+            "webrtc.max_offer_bytes must be at least 4KiB, not 0B",
+        ),
+        (
+            &[],
+            Some(("ASSIST_RELAY_MEETING_RECORDING_QUOTA", "0")),
+            "meeting.recording_quota must be at least 1MiB, not 0B",
+        ),
+        // A value clap refuses is reported under the variable that was set, not the flag.
+        (
+            &[],
+            Some(("ASSIST_RELAY_MEETING_WHITEBOARD_BYTES", "lots")),
+            "invalid value 'lots' for ASSIST_RELAY_MEETING_WHITEBOARD_BYTES (--meeting-whiteboard-bytes): invalid size",
         ),
     ];
     for (args, env, want) in cases {

@@ -11,6 +11,7 @@ mod kb_api;
 mod kb_ticket_api;
 mod meetings_api;
 mod meetings_minutes_api;
+mod meetings_recording;
 mod meetings_relay;
 mod permissions_api;
 mod recording;

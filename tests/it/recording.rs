@@ -66,6 +66,7 @@ fn start(dir: &Path, quota_bytes: u64, queue: usize) -> Recorder {
         dir: dir.to_owned(),
         quota_bytes,
         queue,
+        log_name: None,
     };
     Recorder::start(cfg, Arc::new(SystemClock)).unwrap()
 }
@@ -431,6 +432,7 @@ async fn start_refuses_a_directory_that_holds_files() {
         dir: tmp.path().to_owned(),
         quota_bytes: 1 << 20,
         queue: 16,
+        log_name: None,
     };
     let err = Recorder::start(cfg.clone(), Arc::new(SystemClock)).unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");

@@ -78,7 +78,7 @@ async fn offers_are_answered_or_refused_with_their_status() {
         .post(format!("{}/api/v1/rtc?as=customer", relay.api))
         .bearer_auth(&s.code)
         .header("content-type", sdp)
-        .body("m=application 9 x\r\n")
+        .body("v=0\r\nm=application 9 x\r\n")
         .send()
         .await
         .unwrap();
@@ -218,18 +218,35 @@ async fn silent_offer(
 /// The offer of a peer that never sends a packet.
 fn silent_sdp() -> String {
     use str0m::media::{Direction, MediaKind};
+    offer_sdp(&[(MediaKind::Video, Direction::RecvOnly)])
+}
+
+/// An offer with a `control` channel after `media` (VP8 video, Opus audio), from a peer that never sends a
+/// packet.
+fn offer_sdp(media: &[(str0m::media::MediaKind, str0m::media::Direction)]) -> String {
     let mut rtc = str0m::RtcConfig::new()
         .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
         .clear_codecs()
         .enable_vp8(true)
+        .enable_opus(true, false)
         .build(std::time::Instant::now());
     let local = "127.0.0.1:9".parse().unwrap();
     rtc.add_local_candidate(str0m::Candidate::host(local, "udp").unwrap());
     let mut change = rtc.sdp_api();
-    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    for (kind, dir) in media {
+        change.add_media(*kind, *dir, None, None, None);
+    }
     change.add_channel("control".into());
     let (offer, _pending) = change.apply().unwrap();
     offer.to_sdp_string()
+}
+
+/// The status, error code and error message of a refused offer.
+async fn refused(res: reqwest::Response) -> (u16, String, String) {
+    let status = res.status().as_u16();
+    let v: serde_json::Value = res.json().await.unwrap_or_default();
+    let field = |k: &str| v["error"][k].as_str().unwrap_or("").to_string();
+    (status, field("code"), field("message"))
 }
 
 async fn post_offer(
@@ -366,7 +383,11 @@ async fn a_peer_that_never_sends_a_packet_is_an_ice_failure() {
 async fn guessing_codes_over_webrtc_is_rate_limited_with_the_wait() {
     let relay = TestRelay::start().await;
     relay.create().await;
-    let sdp = silent_sdp();
+    // A customer's offer: it sends its screen.
+    let sdp = offer_sdp(&[(
+        str0m::media::MediaKind::Video,
+        str0m::media::Direction::SendOnly,
+    )]);
     for attempt in 0..40 {
         let res = post_offer(&relay, "as=customer", "000000000000", sdp.clone()).await;
         if res.status().as_u16() != 429 {
@@ -385,4 +406,136 @@ async fn guessing_codes_over_webrtc_is_rate_limited_with_the_wait() {
         return;
     }
     panic!("40 wrong codes were never rate limited");
+}
+
+/// A body that is not SDP at all (or is empty) is told so, before the data channel is looked for; a
+/// present but unreadable `a=fingerprint` is named (str0m would report it missing). Nothing is spent.
+#[tokio::test]
+async fn offers_that_are_not_sdp_or_have_a_malformed_fingerprint_say_so() {
+    let relay = TestRelay::start().await;
+    let s = relay.create().await;
+    for body in [
+        "hello world",
+        "",
+        "\r\n",
+        "m=application 9 UDP/DTLS/SCTP x\r\n",
+    ] {
+        let (status, code, message) =
+            refused(post_offer(&relay, "as=technician", &s.technician_token, body.into()).await)
+                .await;
+        assert_eq!((status, code.as_str()), (400, "invalid_offer"), "{body:?}");
+        assert!(
+            message.contains("not an SDP offer") && !message.contains("data channel"),
+            "{body:?}: {message}"
+        );
+        if body.trim().is_empty() {
+            assert!(message.contains("the body is empty"), "{message}");
+        } else {
+            assert!(
+                message.contains("must start with v=0 (RFC 8866)"),
+                "{message}"
+            );
+        }
+    }
+    let broken: String = silent_sdp()
+        .lines()
+        .map(|l| match l.strip_prefix("a=fingerprint:") {
+            Some(_) => "a=fingerprint:sha-256 ZZ\r\n".to_string(),
+            None => format!("{l}\r\n"),
+        })
+        .collect();
+    assert!(broken.contains("a=fingerprint:sha-256 ZZ"));
+    let (status, code, message) =
+        refused(post_offer(&relay, "as=technician", &s.technician_token, broken).await).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_offer"));
+    assert!(
+        message.contains(
+            "a=fingerprint is malformed: expected sha-256 followed by 32 colon-separated hex bytes"
+        ),
+        "{message}"
+    );
+    // The token was not spent.
+    let mut tech = rtc_technician(&relay, &s.technician_token).await;
+    assert!(matches!(
+        welcome(&mut tech).await,
+        ServerMsg::Welcome { .. }
+    ));
+}
+
+/// A customer is there to send its screen and a technician to see it: an offer without a usable video
+/// m-line in that direction is refused 422 `unsupported_codec` before the code or token is spent. A meeting
+/// participant without video (chat only) is fine.
+#[tokio::test]
+async fn an_offer_without_the_video_its_peer_needs_spends_nothing() {
+    use str0m::media::{Direction, MediaKind};
+    let relay = TestRelay::start().await;
+    let s = relay.create().await;
+    let audio = (MediaKind::Audio, Direction::SendRecv);
+    let customer = "as=customer&allow_control=true";
+    for media in [
+        vec![audio],
+        vec![],
+        vec![(MediaKind::Video, Direction::RecvOnly)],
+        vec![(MediaKind::Video, Direction::Inactive), audio],
+    ] {
+        let res = post_offer(&relay, customer, &s.code, offer_sdp(&media)).await;
+        let (status, code, message) = refused(res).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "unsupported_codec"),
+            "{media:?}"
+        );
+        assert!(
+            message.contains(
+                "a customer's offer needs a sendonly or sendrecv video m-line with VP8 or H.264"
+            ),
+            "{media:?}: {message}"
+        );
+    }
+    for media in [vec![audio], vec![(MediaKind::Video, Direction::SendOnly)]] {
+        let res = post_offer(
+            &relay,
+            "as=technician",
+            &s.technician_token,
+            offer_sdp(&media),
+        )
+        .await;
+        let (status, code, message) = refused(res).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "unsupported_codec"),
+            "{media:?}"
+        );
+        assert!(
+            message.contains("a technician's offer needs a recvonly or sendrecv video m-line"),
+            "{media:?}: {message}"
+        );
+    }
+    // Neither the code nor the token was spent: a proper offer of each enters the session.
+    let mut cust = RtcClient::connect(&relay.api, customer, &s.code, &opts(1, 0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        welcome(&mut cust).await,
+        ServerMsg::Welcome {
+            control_allowed: true,
+            ..
+        }
+    ));
+    let mut tech = rtc_technician(&relay, &s.technician_token).await;
+    assert!(matches!(
+        welcome(&mut tech).await,
+        ServerMsg::Welcome {
+            peer_present: true,
+            ..
+        }
+    ));
+    // A meeting participant with nothing but the data channel (or audio, rejected in the answer) enters.
+    let m = relay.meeting();
+    let role = assist_relay::protocol::message::MeetingRole::Presenter;
+    for (user, media) in [(1, vec![]), (2, vec![audio])] {
+        let token = relay.relay.meeting_token(m.id, user, role, m.ends_at);
+        let res = post_offer(&relay, "as=meeting&name=chat", &token, offer_sdp(&media)).await;
+        assert_eq!(res.status().as_u16(), 201, "{media:?}");
+    }
 }

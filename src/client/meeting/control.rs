@@ -19,6 +19,8 @@ pub(super) struct Heard {
     pub(super) chats: Vec<String>,
     pub(super) keyframe_requests: u32,
     pub(super) file_sent: Option<FileState>,
+    /// Why the offered file was not delivered (declined, or refused or failed: the NOTICE after it).
+    pub(super) file_failure: Option<String>,
 }
 
 /// Reads the control stream: prints every message, keeps the participants' names and presence, answers
@@ -30,6 +32,8 @@ pub(super) struct Control {
     pub(super) presence: watch::Sender<Presence>,
     pub(super) offer: Option<Outgoing>,
     pub(super) heard: Heard,
+    /// The offered file failed: the NOTICE that follows its FILE_STATE says why (docs/PROTOCOL.md 8.3).
+    pub(super) reason_due: bool,
 }
 
 impl Control {
@@ -106,10 +110,15 @@ impl Control {
                 code,
                 count,
                 message,
-            } => match count {
-                1 => format!("notice: {message} ({})", code.as_str()),
-                n => format!("notice: {message} ({}, {n} times)", code.as_str()),
-            },
+            } => {
+                if std::mem::take(&mut self.reason_due) {
+                    self.heard.file_failure = Some(format!("{message} ({})", code.as_str()));
+                }
+                match count {
+                    1 => format!("notice: {message} ({})", code.as_str()),
+                    n => format!("notice: {message} ({}, {n} times)", code.as_str()),
+                }
+            }
             ServerMsg::KeyframeRequest { track } => {
                 // A recording cannot produce a keyframe on demand; a live encoder would force one here.
                 self.heard.keyframe_requests += 1;
@@ -291,9 +300,15 @@ impl Control {
                 });
                 format!("accepted by {to}; sending from byte {offset}")
             }
-            FileState::Declined => format!("declined by {to}"),
+            FileState::Declined => {
+                self.heard.file_failure = Some(format!("declined by {to}"));
+                format!("declined by {to}")
+            }
             FileState::Completed => format!("completed: {to} verified its SHA-256"),
-            FileState::Failed => "failed (the notice says why)".to_string(),
+            FileState::Failed => {
+                self.reason_due = true;
+                "failed (the notice says why)".to_string()
+            }
         };
         self.shared.say(format!("file {:?}: {what}", o.name));
     }

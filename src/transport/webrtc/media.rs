@@ -284,8 +284,12 @@ pub fn directions_from_offer(lines: &mut [VideoLine], offered: &[VideoLine]) {
     }
 }
 
-/// Unusable m-lines (no VP8 or H.264 with packetization-mode 1) are left unused; the offer is refused only
-/// when it has m-lines in the direction the peer uses and none of them is usable.
+/// Whether the offer has the video its peer needs (docs/PROTOCOL.md section 13.2); unusable m-lines (neither
+/// VP8 nor H.264 with packetization-mode 1) are left unused. A customer is there to send its screen: it needs
+/// a usable m-line it sends on, whatever else the offer has. A technician is there to see that screen: it
+/// needs a usable m-line it receives on. A meeting participant (or a peer resuming, whose role is not known
+/// before it is authenticated) may have no video at all (chat only), but an offer with m-lines it sends or
+/// receives on needs one of them usable. Checked before the code or token is spent.
 pub fn check_codecs(lines: &[VideoLine], uses: Uses) -> Result<(), String> {
     let counts = |l: &&VideoLine| match uses {
         Uses::Sending => l.relay_receives,
@@ -293,14 +297,30 @@ pub fn check_codecs(lines: &[VideoLine], uses: Uses) -> Result<(), String> {
         Uses::Either => l.relay_receives || l.relay_sends,
     };
     let needed: Vec<&VideoLine> = lines.iter().filter(counts).collect();
-    if needed.is_empty() || needed.iter().any(|l| l.usable) {
+    if needed.iter().any(|l| l.usable) {
         return Ok(());
     }
-    let mids: Vec<&str> = needed.iter().map(|l| l.mid.as_str()).collect();
-    Err(format!(
-        "no video m-line this peer uses offers VP8 or H.264 (packetization-mode=1): m-lines {}",
-        mids.join(", ")
-    ))
+    let found = match needed.as_slice() {
+        [] => "it has none".to_string(),
+        [one] => format!("m-line {} offers neither", one.mid),
+        more => {
+            let mids: Vec<&str> = more.iter().map(|l| l.mid.as_str()).collect();
+            format!("m-lines {} offer neither", mids.join(", "))
+        }
+    };
+    let codecs = "VP8 or H.264 (packetization-mode=1)";
+    Err(match uses {
+        Uses::Sending => format!(
+            "a customer's offer needs a sendonly or sendrecv video m-line with {codecs} to send its \
+             screen on: {found}"
+        ),
+        Uses::Receiving => format!(
+            "a technician's offer needs a recvonly or sendrecv video m-line with {codecs} to receive \
+             the customer's screen on: {found}"
+        ),
+        Uses::Either if needed.is_empty() => return Ok(()),
+        Uses::Either => format!("the offer's video m-lines need {codecs}: {found}"),
+    })
 }
 
 #[cfg(test)]
@@ -427,14 +447,35 @@ mod tests {
         assert_eq!(check_codecs(&tech, Uses::Receiving), Ok(()));
         assert!(check_codecs(&tech[1..], Uses::Receiving).is_err());
         let inactive = [line("0", false, false, false)];
-        assert_eq!(check_codecs(&inactive, Uses::Receiving), Ok(()));
         assert_eq!(check_codecs(&inactive, Uses::Either), Ok(()));
         // A customer's unusable send line is refused even beside a usable receive line it does not use.
         let cust = [line("0", true, false, false), line("1", false, true, true)];
-        assert!(check_codecs(&cust, Uses::Sending).is_err());
+        let e = check_codecs(&cust, Uses::Sending).unwrap_err();
+        assert!(
+            e.contains("customer's offer needs a sendonly or sendrecv video m-line")
+                && e.ends_with("m-line 0 offers neither"),
+            "{e}"
+        );
         assert_eq!(check_codecs(&cust, Uses::Either), Ok(()));
-        // No video at all is not a codec problem.
-        assert_eq!(check_codecs(&[], Uses::Sending), Ok(()));
+        // A customer or technician without video in its direction cannot do what it came for; a meeting
+        // participant without video (chat only) is fine.
+        for lines in [&[][..], &inactive[..], &cust[1..]] {
+            let e = check_codecs(lines, Uses::Sending).unwrap_err();
+            assert!(e.ends_with("to send its screen on: it has none"), "{e}");
+            assert_eq!(check_codecs(lines, Uses::Either), Ok(()));
+        }
+        for lines in [&[][..], &inactive[..], &cust[..1]] {
+            let e = check_codecs(lines, Uses::Receiving).unwrap_err();
+            assert!(
+                e.ends_with("to receive the customer's screen on: it has none"),
+                "{e}"
+            );
+        }
+        let vp9 = [line("a", true, true, false), line("b", false, true, false)];
+        assert_eq!(
+            check_codecs(&vp9, Uses::Either).unwrap_err(),
+            "the offer's video m-lines need VP8 or H.264 (packetization-mode=1): m-lines a, b offer neither"
+        );
     }
 
     #[test]
@@ -455,7 +496,9 @@ mod tests {
         assert_eq!(dirs, [(false, true), (false, true), (false, false)]);
         assert_eq!(check_codecs(&lines, Uses::Receiving), Ok(()));
         assert!(check_codecs(&lines[1..], Uses::Receiving).is_err());
-        assert_eq!(check_codecs(&lines[2..], Uses::Receiving), Ok(()));
+        // Only the inactive m-line left: in no direction, so the technician has nothing to receive on.
+        assert!(check_codecs(&lines[2..], Uses::Receiving).is_err());
+        assert_eq!(check_codecs(&lines[2..], Uses::Either), Ok(()));
     }
 
     #[test]

@@ -234,6 +234,7 @@ impl WebRtc {
                 "relay shutting down".into(),
             ));
         }
+        negotiate::check_is_sdp(offer)?;
         if !offer.lines().any(|l| l.starts_with("m=application")) {
             return Err(RtcConnectError::Offer(
                 "the offer has no data channel (create the `control` channel before the offer)"
@@ -241,13 +242,16 @@ impl WebRtc {
             ));
         }
         let offered = media::video_mlines(offer);
-        let offer = str0m::change::SdpOffer::from_sdp_string(offer).map_err(|e| {
+        let parsed = str0m::change::SdpOffer::from_sdp_string(offer).map_err(|e| {
             RtcConnectError::Offer(format!(
                 "not parseable SDP (RFC 8866: v=, o=, s=, t= then m= sections with a=mid and a \
                  direction): {}",
                 parse_error_text(&e.to_string())
             ))
         })?;
+        // After the parse: an offer str0m cannot read at all is told that first.
+        negotiate::check_fingerprint(offer)?;
+        let offer = parsed;
         let slot = PeerSlot::take(self, from)?;
         let (reply, answer) = oneshot::channel();
         let leave = CancellationToken::new();

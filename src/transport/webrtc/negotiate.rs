@@ -40,7 +40,69 @@ pub(super) fn resume_token_of(first: &ControlOut) -> Option<String> {
     }
 }
 
-/// Answers the offer; m-lines with no usable codec are left unused ([`media::check_codecs`]).
+/// The body is an SDP offer at all (RFC 8866: its first line is `v=0`), checked before anything else
+/// looks into it.
+pub(super) fn check_is_sdp(offer: &str) -> Result<(), RtcConnectError> {
+    if offer.trim().is_empty() {
+        return Err(RtcConnectError::Offer(
+            "not an SDP offer: the body is empty (an SDP offer starts with v=0, RFC 8866)".into(),
+        ));
+    }
+    let first = offer.trim_start().lines().next().unwrap_or_default();
+    if first.trim_end() != "v=0" {
+        return Err(RtcConnectError::Offer(
+            "not an SDP offer: it must start with v=0 (RFC 8866)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The offer's `a=fingerprint` lines (RFC 8122), which str0m skips when it cannot read them (and then
+/// reports none): when there are some, one must be a fingerprint the DTLS handshake can verify, sha-256 (or
+/// sha-1) with its digest's length in hex bytes. None at all is left to str0m.
+pub(super) fn check_fingerprint(offer: &str) -> Result<(), RtcConnectError> {
+    let mut first = None;
+    for value in offer
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+    {
+        if verifiable_fingerprint(value) {
+            return Ok(());
+        }
+        first.get_or_insert(value);
+    }
+    let Some(value) = first else { return Ok(()) };
+    let mut shown: String = value.chars().take(100).collect();
+    if shown.len() < value.len() {
+        shown.push('…');
+    }
+    Err(RtcConnectError::Offer(format!(
+        "a=fingerprint is malformed: expected sha-256 followed by 32 colon-separated hex bytes, not \
+         `{shown}`"
+    )))
+}
+
+/// `sha-256` and 32 hex bytes, or `sha-1` and 20 (the hash functions str0m verifies), colon-separated.
+fn verifiable_fingerprint(value: &str) -> bool {
+    let Some((hash, hex)) = value.split_once(' ') else {
+        return false;
+    };
+    let len = if hash.eq_ignore_ascii_case("sha-256") {
+        32
+    } else if hash.eq_ignore_ascii_case("sha-1") {
+        20
+    } else {
+        return false;
+    };
+    let bytes: Vec<&str> = hex.split(':').collect();
+    bytes.len() == len
+        && bytes
+            .iter()
+            .all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Answers the offer; m-lines with no usable codec are left unused, and an offer without the video its
+/// peer needs is refused ([`media::check_codecs`]), all before the code or token is spent.
 pub(super) fn negotiate(
     ep: &WebRtc,
     creds: IceCreds,
@@ -93,4 +155,66 @@ pub(super) fn negotiate(
         publish: sends,
         receive: receives,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(r: Result<(), RtcConnectError>) -> String {
+        r.map_err(|e| e.to_string()).err().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_body_that_is_not_sdp_says_so() {
+        for body in ["", " \r\n", "hello world", "m=application 9 x\r\nv=0\r\n"] {
+            assert!(
+                message(check_is_sdp(body)).contains("not an SDP offer"),
+                "{body:?}"
+            );
+        }
+        assert!(message(check_is_sdp("")).contains("the body is empty"));
+        assert_eq!(
+            message(check_is_sdp("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n")),
+            ""
+        );
+        assert_eq!(message(check_is_sdp("\r\nv=0\n")), "");
+    }
+
+    #[test]
+    fn a_malformed_fingerprint_is_named() {
+        let hex32 = ["AB"; 32].join(":");
+        let hex20 = ["0f"; 20].join(":");
+        let sdp = |lines: &[String]| {
+            let mut s = "v=0\r\ns=-\r\n".to_string();
+            for l in lines {
+                s.push_str(&format!("a=fingerprint:{l}\r\n"));
+            }
+            s
+        };
+        for ok in [
+            vec![],
+            vec![format!("sha-256 {hex32}")],
+            vec![format!("SHA-1 {hex20}")],
+            vec!["sha-256 ZZ".into(), format!("sha-256 {hex32}")],
+        ] {
+            assert_eq!(message(check_fingerprint(&sdp(&ok))), "", "{ok:?}");
+        }
+        for bad in [
+            "sha-256 ZZ".to_string(),
+            "sha-256".into(),
+            "sha-256 AB:CD".into(),
+            format!("sha-256 {hex32}:"),
+            format!("sha-512 {hex32}"),
+            format!("sha-256 {}", hex32.replace(':', "")),
+        ] {
+            let m = message(check_fingerprint(&sdp(std::slice::from_ref(&bad))));
+            assert!(
+                m.contains("a=fingerprint is malformed: expected sha-256 followed by 32"),
+                "{bad}: {m}"
+            );
+        }
+        let long = format!("sha-256 {}", "Z".repeat(500));
+        assert!(message(check_fingerprint(&sdp(&[long]))).chars().count() < 250);
+    }
 }
