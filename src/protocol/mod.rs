@@ -134,7 +134,7 @@ error_codes! {
     PayloadTooLarge = 0x42, "payload_too_large";
     /// the SDP offer could not be used
     InvalidOffer = 0x43, "invalid_offer";
-    /// the offer has no codec the relay forwards (VP8, H.264)
+    /// the offer lacks the video its peer needs in a codec the relay forwards (VP8, H.264)
     UnsupportedCodec = 0x44, "unsupported_codec";
     /// the server is at capacity; try again later
     Busy = 0x50, "busy";
