@@ -202,19 +202,19 @@ section! {
         /// Digits in a code (6 to 18).
         code_digits: u32 = 12, env = "ASSIST_RELAY_CODE_DIGITS";
         /// Codes live at once (the guessing bound assumes at most this many); creating more answers 503.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         max_live_codes: usize = 10_000, env = "ASSIST_RELAY_MAX_LIVE_CODES";
         /// Failed redemptions per second across all addresses (the bound the guessing math rests on).
-        /// Allowed: above 0.
+        /// Allowed: above 0 (finite).
         global_failures_per_sec: f64 = 100.0, env = "ASSIST_RELAY_GLOBAL_FAILURES_PER_SEC";
         /// Burst allowance for the global failure budget.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         global_failure_burst: u32 = 1000, env = "ASSIST_RELAY_GLOBAL_FAILURE_BURST";
         /// Failed redemptions per minute from one address (IPv4 /32, IPv6 /64).
-        /// Allowed: above 0.
+        /// Allowed: above 0 (finite).
         address_failures_per_min: f64 = 30.0, env = "ASSIST_RELAY_ADDRESS_FAILURES_PER_MIN";
         /// Burst allowance per address.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         address_failure_burst: u32 = 30, env = "ASSIST_RELAY_ADDRESS_FAILURE_BURST";
         /// Consecutive failures from one address before exponential backoff starts.
         backoff_after: u32 = 5, env = "ASSIST_RELAY_BACKOFF_AFTER";
@@ -240,10 +240,10 @@ section! {
         /// Allowed: 0s (every request passes) to 1m.
         keyframe_interval: Dur = Dur(Duration::from_millis(500)), env = "ASSIST_RELAY_KEYFRAME_INTERVAL";
         /// Input events per second forwarded per session.
-        /// Allowed: above 0.
+        /// Allowed: above 0 (finite).
         input_rate: f64 = 250.0, env = "ASSIST_RELAY_INPUT_RATE";
         /// Input burst allowance per session.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         input_burst: u32 = 500, env = "ASSIST_RELAY_INPUT_BURST";
         /// A new connection must send HELLO within this time.
         /// Allowed: 1s to 10m.
@@ -261,19 +261,19 @@ section! {
         /// Allowed: 1KiB to 16MiB.
         max_message_bytes: ByteSize = ByteSize(64 << 10), env = "ASSIST_RELAY_MAX_MESSAGE_BYTES";
         /// QUIC connections at once (further handshakes are refused).
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         max_connections: usize = 10_000, env = "ASSIST_RELAY_MAX_CONNECTIONS";
         /// QUIC connections and WebRTC peers at once from one address (IPv4 /32, IPv6 /64), each kind counted apart.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         max_connections_per_address: usize = 32, env = "ASSIST_RELAY_MAX_CONNECTIONS_PER_ADDRESS";
         /// Sessions one address (IPv4 /32, IPv6 /64) takes part in at once; both sides of one session count once.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         max_sessions_per_address: usize = 16, env = "ASSIST_RELAY_MAX_SESSIONS_PER_ADDRESS";
         /// HTTP API connections at once; further ones are closed on accept.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         max_http_connections: usize = 4096, env = "ASSIST_RELAY_MAX_HTTP_CONNECTIONS";
         /// HTTP API connections at once from one address (IPv4 /32, IPv6 /64).
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         max_http_connections_per_address: usize = 256, env = "ASSIST_RELAY_MAX_HTTP_CONNECTIONS_PER_ADDRESS";
         /// An HTTP client must send a complete request header within this time (else the connection closes).
         /// Allowed: 1s to 10m.
@@ -288,7 +288,7 @@ section! {
         /// Allowed: 64KiB to 4GiB.
         backlog_max_bytes: ByteSize = ByteSize(8 << 20), env = "ASSIST_RELAY_BACKLOG_MAX_BYTES";
         /// Control messages queued per connection; a peer that lets more pile up is closed (slow_consumer).
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         control_queue: usize = 1024, env = "ASSIST_RELAY_CONTROL_QUEUE";
         /// Unacknowledged bytes per connection inside QUIC; small keeps stale data out of the transport.
         /// Allowed: 16KiB to 1GiB.
@@ -315,10 +315,10 @@ section! {
         /// Allowed: 8 to 128.
         min_password_len: usize = 10, env = "ASSIST_RELAY_MIN_PASSWORD_LEN";
         /// Failed logins or verifications per minute from one address (and per account).
-        /// Allowed: above 0.
+        /// Allowed: above 0 (finite).
         auth_failures_per_min: f64 = 10.0, env = "ASSIST_RELAY_AUTH_FAILURES_PER_MIN";
         /// Burst allowance for failed logins or verifications.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         auth_failure_burst: u32 = 10, env = "ASSIST_RELAY_AUTH_FAILURE_BURST";
         /// How long a phone verification code stays valid.
         /// Allowed: 1s to 1day.
@@ -327,7 +327,7 @@ section! {
         /// Allowed: 1 to 100.
         verification_attempts: u32 = 5, env = "ASSIST_RELAY_VERIFICATION_ATTEMPTS";
         /// Verification codes sent to one user per hour (burst 3): each may cost a text message.
-        /// Allowed: above 0.
+        /// Allowed: above 0 (finite).
         verification_sends_per_hour: f64 = 6.0, env = "ASSIST_RELAY_VERIFICATION_SENDS_PER_HOUR";
     }
 }
@@ -356,7 +356,7 @@ section! {
     MeetingLayer => MeetingSettings {
         /// Participants a meeting admits at once (counting those away and allowed to come back); past it guests
         /// (code entries) are refused, staff with a join token still enter.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         max_participants: usize = 100, env = "ASSIST_RELAY_MEETING_MAX_PARTICIPANTS", flag = "meeting-max-participants";
         /// Screen-share tracks one presenter may publish at once (1 to 16).
         max_tracks_per_presenter: u32 = 4, env = "ASSIST_RELAY_MEETING_MAX_TRACKS_PER_PRESENTER", flag = "meeting-max-tracks-per-presenter";
@@ -391,13 +391,13 @@ section! {
         /// Allowed: 1B to 1024GiB.
         max_file_bytes: ByteSize = ByteSize(2 << 30), env = "ASSIST_RELAY_MEETING_MAX_FILE_BYTES", flag = "meeting-max-file-bytes";
         /// File transfers open at once per room.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         max_transfers: usize = 16, env = "ASSIST_RELAY_MEETING_MAX_TRANSFERS", flag = "meeting-max-transfers";
         /// Bytes one recording may write (all its files and its log); reaching it stops the recording.
         /// Allowed: at least 1MiB.
         recording_quota: ByteSize = ByteSize(4 << 30), env = "ASSIST_RELAY_MEETING_RECORDING_QUOTA", flag = "meeting-recording-quota";
         /// Frames and events queued for a recording's writer; past it a track skips to its next keyframe.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         recording_queue: usize = 2048, env = "ASSIST_RELAY_MEETING_RECORDING_QUEUE", flag = "meeting-recording-queue";
     }
 }
@@ -414,7 +414,7 @@ section! {
         /// ::1 for [::]) when bound to the unspecified address.
         advertise: String = String::new(), env = "ASSIST_RELAY_WEBRTC_ADVERTISE", flag = "webrtc-advertise";
         /// WebRTC peers connected at once; further offers answer 503 `busy`.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         max_peers: usize = 2000, env = "ASSIST_RELAY_WEBRTC_MAX_PEERS", flag = "webrtc-max-peers";
         /// Largest SDP offer accepted (413 `payload_too_large`).
         /// Allowed: 4KiB to 1MiB.
@@ -423,11 +423,11 @@ section! {
         /// Allowed: 1 to 64.
         max_recv_tracks: u32 = 8, env = "ASSIST_RELAY_WEBRTC_MAX_RECV_TRACKS", flag = "webrtc-max-recv-tracks";
         /// UDP datagrams queued for one peer's task; past it they are dropped (and counted), as a network would.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         packet_queue: usize = 512, env = "ASSIST_RELAY_WEBRTC_PACKET_QUEUE", flag = "webrtc-packet-queue";
         /// RTP packets kept per sending m-line to answer NACKs (retransmission); the memory a viewer costs is
         /// about this many packets of up to 1.2 KB each per m-line it receives on.
-        /// Allowed: at least 1.
+        /// Allowed: 1 to 1000000.
         nack_history: usize = 512, env = "ASSIST_RELAY_WEBRTC_NACK_HISTORY", flag = "webrtc-nack-history";
     }
 }

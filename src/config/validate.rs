@@ -33,8 +33,8 @@ impl Config {
                 self.accounts.verification_sends_per_hour,
             ),
         ] {
-            if v.is_nan() || v <= 0.0 {
-                return bad(format!("{name} must be positive, not {v}"));
+            if !v.is_finite() || v <= 0.0 {
+                return bad(format!("{name} must be positive and finite, not {v}"));
             }
         }
         self.check_counts()?;
@@ -186,7 +186,10 @@ impl Config {
                     "{name} must be at least {min}, not {v}"
                 )));
             }
-            if let Some(max) = max.filter(|max| v > *max) {
+            // Queues, bursts and connection counts are sized in memory and in tokio's semaphores: no
+            // count is unbounded.
+            let max = max.unwrap_or(COUNT_MAX);
+            if v > max {
                 return Err(ConfigError::Invalid(format!(
                     "{name} must be at most {max}, not {v}"
                 )));
@@ -328,20 +331,26 @@ impl Config {
             ),
         ] {
             let bound = |b: &str| b.parse::<Dur>().expect("a valid bound").0;
-            if d.0 < bound(min) {
+            let d = d.0;
+            if d < bound(min) {
                 return Err(ConfigError::Invalid(format!(
-                    "{name} must be at least {min}, not {d}"
+                    "{name} must be at least {min}, not {}",
+                    show(d)
                 )));
             }
-            if d.0 > bound(max) {
+            if d > bound(max) {
                 return Err(ConfigError::Invalid(format!(
-                    "{name} must be at most {max}, not {d}"
+                    "{name} must be at most {max}, not {}",
+                    show(d)
                 )));
             }
         }
         Ok(())
     }
 }
+
+/// The largest count any setting takes (queues, bursts, connections, peers).
+pub const COUNT_MAX: u64 = 1_000_000;
 
 /// Environment variables that named `[meeting]` keys before every `[meeting]` key carried its section.
 const RENAMED_ENV: [&str; 6] = [
@@ -373,6 +382,21 @@ pub fn check_env(set: impl IntoIterator<Item = String>, known: &[&str]) -> Resul
         }));
     }
     Ok(())
+}
+
+/// A duration in the largest unit that states it exactly (`31days`, `90m`, `1500ms`), as one would type it,
+/// not in calendar months.
+fn show(d: std::time::Duration) -> String {
+    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+    if nanos != 0 || secs == 0 {
+        return humantime::format_duration(d).to_string();
+    }
+    for (unit, name) in [(86_400, "days"), (3_600, "h"), (60, "m")] {
+        if secs % unit == 0 {
+            return format!("{}{name}", secs / unit);
+        }
+    }
+    format!("{secs}s")
 }
 
 /// `server.quic_advertise` is handed to clients as the relay's address: empty (derived from the bound port),
@@ -524,7 +548,7 @@ mod tests {
         let size = |s: &str| Some(s.parse::<ByteSize>().unwrap());
         let dur = |s: &str| Some(s.parse::<Dur>().unwrap());
         type Tweak = fn(&mut ConfigLayer);
-        let cases: [(Tweak, &str); 18] = [
+        let cases: [(Tweak, &str); 23] = [
             (
                 |l| l.webrtc.max_offer_bytes = Some(ByteSize(0)),
                 "webrtc.max_offer_bytes must be at least 4KiB, not 0B",
@@ -590,6 +614,26 @@ mod tests {
                 "webrtc.max_recv_tracks must be at most 64, not 65",
             ),
             (
+                |l| l.webrtc.packet_queue = Some(usize::MAX),
+                "webrtc.packet_queue must be at most 1000000, not 18446744073709551615",
+            ),
+            (
+                |l| l.limits.control_queue = Some(1_000_001),
+                "limits.control_queue must be at most 1000000",
+            ),
+            (
+                |l| l.meeting.recording_queue = Some(usize::MAX),
+                "meeting.recording_queue must be at most 1000000",
+            ),
+            (
+                |l| l.pairing.global_failures_per_sec = Some(f64::INFINITY),
+                "pairing.global_failures_per_sec must be positive and finite, not inf",
+            ),
+            (
+                |l| l.session.max_duration = Some(Dur(Duration::from_secs(31 * 86_400))),
+                "session.max_duration must be at most 30days, not 31days",
+            ),
+            (
                 |l| l.session.resume_grace = Some(Dur(Duration::ZERO)),
                 "session.resume_grace must be at least 1s, not 0s",
             ),
@@ -619,6 +663,7 @@ mod tests {
         l.meeting.chat_history = Some(0);
         l.limits.udp_buffer = size("1GiB");
         l.pairing.code_ttl = dur("7days");
+        l.webrtc.packet_queue = Some(COUNT_MAX as usize);
         assert!(l.resolve().is_ok());
     }
 }

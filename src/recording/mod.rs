@@ -30,7 +30,9 @@
 //!     `roster`, `participant`, `chat`, `annotation`, `transfer`; the vocabulary is the room's: a meeting
 //!     logs a `roster` of who is there right after this first line);
 //!   - `{"t_ms":..,"type":"track_file","track":..,"file":"track-1.ivf","codec":"vp8","capture_ts_us":..}` when
-//!     a track file is opened (`t_ms` is when the relay received its first frame), to align the files;
+//!     a track file is opened (`t_ms` is when the relay received its first frame, so for a share that was
+//!     running when the recording started, whose file starts from the group the relay held, it is earlier
+//!     than `recording_started`'s), to align the files;
 //!   - `{"t_ms":..,"type":"events_dropped","count":..}` before the first event queued after some were dropped;
 //!   - `{"t_ms":..,"type":"meeting_ended","reason":..}` (`host`, `idle`, `max_duration`, `shutdown`, ...) when the
 //!     recording stops because the meeting ended: participants still present are not logged as leaving;
