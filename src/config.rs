@@ -20,7 +20,7 @@ pub use cli_env::env_value_error;
 pub use validate::check_env;
 
 /// A duration written the human way: `10m`, `30s`, `500ms`, `4h`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
 impl FromStr for Dur {
@@ -31,9 +31,29 @@ impl FromStr for Dur {
             .map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 10m, 30s)"))
     }
 }
+/// As one would type it, in exact units and no calendar months: `31days`, `1day 2h`, `1500ms` → `1s 500ms`.
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        let (secs, nanos) = (self.0.as_secs(), u64::from(self.0.subsec_nanos()));
+        if secs == 0 && nanos == 0 {
+            return f.write_str("0s");
+        }
+        let days = secs / 86_400;
+        let parts = [
+            (days, if days == 1 { "day" } else { "days" }),
+            (secs / 3_600 % 24, "h"),
+            (secs / 60 % 60, "m"),
+            (secs % 60, "s"),
+            (nanos / 1_000_000, "ms"),
+            (nanos / 1_000 % 1_000, "us"),
+            (nanos % 1_000, "ns"),
+        ];
+        let mut sep = "";
+        for (n, unit) in parts.into_iter().filter(|(n, _)| *n > 0) {
+            write!(f, "{sep}{n}{unit}")?;
+            sep = " ";
+        }
+        Ok(())
     }
 }
 impl Serialize for Dur {
@@ -50,7 +70,7 @@ impl<'de> Deserialize<'de> for Dur {
 }
 
 /// A byte count: `4MiB`, `64KiB`, `512` (KiB/MiB/GiB are powers of 1024).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
 
 impl FromStr for ByteSize {
@@ -358,7 +378,8 @@ section! {
         /// (code entries) are refused, staff with a join token still enter.
         /// Allowed: 1 to 1000000.
         max_participants: usize = 100, env = "ASSIST_RELAY_MEETING_MAX_PARTICIPANTS", flag = "meeting-max-participants";
-        /// Screen-share tracks one presenter may publish at once (1 to 16).
+        /// Screen-share tracks one presenter may publish at once.
+        /// Allowed: 1 to 16.
         max_tracks_per_presenter: u32 = 4, env = "ASSIST_RELAY_MEETING_MAX_TRACKS_PER_PRESENTER", flag = "meeting-max-tracks-per-presenter";
         /// Bytes of a track's current group (keyframe and following frames) held so late joiners start at once.
         /// Allowed: 64KiB to 1GiB.
@@ -683,5 +704,87 @@ mod tests {
         assert_eq!("4MiB".parse::<ByteSize>(), Ok(ByteSize(4 << 20)));
         assert!("4MB".parse::<ByteSize>().is_err());
         assert_eq!(ByteSize(64 << 10).to_string(), "64KiB");
+    }
+
+    /// The "Allowed:" line of a key in the example file, from the comment block above `<field> = ` in its
+    /// `[section]`.
+    fn allowed_in_example(key: &str) -> Option<String> {
+        let (section, field) = key.split_once('.')?;
+        let body = EXAMPLE.split(&format!("[{section}]\n")).nth(1)?;
+        let lines: Vec<&str> = body.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("{field} = ")))?;
+        lines[..at]
+            .iter()
+            .rev()
+            .take_while(|l| l.starts_with('#'))
+            .find_map(|l| l.strip_prefix("# Allowed: "))
+            .map(str::to_string)
+    }
+
+    /// Guards against the documented bounds drifting from the checked ones: every range-checked key states
+    /// its bounds in the example file, and `serve --help` says the same.
+    #[test]
+    fn every_range_is_stated_where_its_key_is_documented() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let ranges = ConfigLayer::default().resolve().unwrap().ranges();
+        assert!(ranges.len() > 50);
+        let mut wrong = Vec::new();
+        for r in ranges {
+            let Some(allowed) = allowed_in_example(r.key) else {
+                wrong.push(format!("{}: no `# Allowed:` line in the example", r.key));
+                continue;
+            };
+            let words: Vec<&str> = allowed
+                .split(|c: char| c.is_whitespace() || c == ',' || c == '.')
+                .collect();
+            let max_stated = match &r.max {
+                Some(max) => words.contains(&max.as_str()),
+                None => allowed.starts_with("at least"),
+            };
+            let min_stated = words.contains(&r.min.as_str()) || allowed.starts_with("at most");
+            if !(max_stated && min_stated) {
+                wrong.push(format!(
+                    "{}: {allowed:?} for {} to {:?}",
+                    r.key, r.min, r.max
+                ));
+            }
+            // The flag's help (its doc comment) carries the same line.
+            let (section, field) = r.key.split_once('.').unwrap();
+            let env = [
+                format!("ASSIST_RELAY_{}", field.to_uppercase()),
+                format!("ASSIST_RELAY_{section}_{field}").to_uppercase(),
+            ];
+            let arg = cmd
+                .get_arguments()
+                .find(|a| {
+                    a.get_env()
+                        .is_some_and(|e| env.iter().any(|n| e == n.as_str()))
+                })
+                .unwrap_or_else(|| panic!("{}: no flag", r.key));
+            let help = arg.get_long_help().or(arg.get_help()).unwrap().to_string();
+            // clap drops a help text's final period.
+            if !help.contains(&format!("Allowed: {}", allowed.trim_end_matches('.'))) {
+                wrong.push(format!("{}: --help {help:?} lacks {allowed:?}", r.key));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn a_duration_is_shown_as_it_is_typed() {
+        for (d, shown) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_secs(31 * 86_400), "31days"),
+            (Duration::from_secs(86_400 + 7_200), "1day 2h"),
+            (Duration::from_millis(1_500), "1s 500ms"),
+            (Duration::from_micros(10), "10us"),
+            (Duration::from_secs(3_650 * 86_400), "3650days"),
+        ] {
+            assert_eq!(Dur(d).to_string(), shown);
+            assert_eq!(shown.parse::<Dur>(), Ok(Dur(d)), "{shown} reads back");
+        }
     }
 }

@@ -37,9 +37,9 @@ impl Config {
                 return bad(format!("{name} must be positive and finite, not {v}"));
             }
         }
-        self.check_counts()?;
-        self.check_sizes()?;
-        self.check_durations()?;
+        if let Some(why) = self.ranges().iter().find_map(Range::refused) {
+            return bad(why);
+        }
         if let Err(why) = check_host_port(&self.server.quic_advertise) {
             return bad(format!(
                 "server.quic_advertise {:?}: {why}",
@@ -79,8 +79,18 @@ impl Config {
         Ok(())
     }
 
-    /// Counts: at least `min` (0 would refuse everything, or make no sense), at most `max` where more is absurd.
-    fn check_counts(&self) -> Result<(), ConfigError> {
+    /// Every range-checked setting with its value and bounds. The "Allowed:" line of each key, in
+    /// `config/assist-relay.example.toml` and in `serve --help`, states the same bounds (a test checks).
+    pub(super) fn ranges(&self) -> Vec<Range> {
+        let mut all = self.count_ranges();
+        all.extend(self.size_ranges());
+        all.extend(self.duration_ranges());
+        all
+    }
+
+    /// Counts: at least `min` (0 would refuse everything, or make no sense), at most `max` where more is
+    /// absurd and [`COUNT_MAX`] otherwise.
+    fn count_ranges(&self) -> Vec<Range> {
         let (p, s, l, a, m, w) = (
             &self.pairing,
             &self.session,
@@ -90,7 +100,7 @@ impl Config {
             &self.webrtc,
         );
         let n = |v: usize| v as u64;
-        for (name, v, min, max) in [
+        [
             ("pairing.max_live_codes", n(p.max_live_codes), 1, None),
             (
                 "pairing.global_failure_burst",
@@ -180,28 +190,18 @@ impl Config {
             ),
             ("webrtc.packet_queue", n(w.packet_queue), 1, None),
             ("webrtc.nack_history", n(w.nack_history), 1, None),
-        ] {
-            if v < min {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be at least {min}, not {v}"
-                )));
-            }
-            // Queues, bursts and connection counts are sized in memory and in tokio's semaphores: no
-            // count is unbounded.
-            let max = max.unwrap_or(COUNT_MAX);
-            if v > max {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be at most {max}, not {v}"
-                )));
-            }
-        }
-        Ok(())
+        ]
+        .into_iter()
+        // Queues, bursts and connection counts are sized in memory and in tokio's semaphores: no count
+        // is unbounded.
+        .map(|(key, v, min, max)| Range::new(key, v, min, Some(max.unwrap_or(COUNT_MAX))))
+        .collect()
     }
 
     /// Byte sizes, between the bounds written in `config/assist-relay.example.toml`.
-    fn check_sizes(&self) -> Result<(), ConfigError> {
+    fn size_ranges(&self) -> Vec<Range> {
         let (l, t, m) = (&self.limits, &self.tickets, &self.meeting);
-        for (name, v, min, max) in [
+        [
             (
                 "limits.max_frame_bytes",
                 l.max_frame_bytes,
@@ -259,24 +259,17 @@ impl Config {
                 "4KiB",
                 Some("1MiB"),
             ),
-        ] {
+        ]
+        .into_iter()
+        .map(|(key, v, min, max)| {
             let bound = |b: &str| b.parse::<ByteSize>().expect("a valid bound");
-            if v.0 < bound(min).0 {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be at least {min}, not {v}"
-                )));
-            }
-            if let Some(max) = max.filter(|max| v.0 > bound(max).0) {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be at most {max}, not {v}"
-                )));
-            }
-        }
-        Ok(())
+            Range::new(key, v, bound(min), max.map(bound))
+        })
+        .collect()
     }
 
     /// Durations: long enough to be of use, short enough that deadlines stay meaningful (and representable).
-    fn check_durations(&self) -> Result<(), ConfigError> {
+    fn duration_ranges(&self) -> Vec<Range> {
         let (p, s, l, a, m) = (
             &self.pairing,
             &self.session,
@@ -284,7 +277,7 @@ impl Config {
             &self.accounts,
             &self.meeting,
         );
-        for (name, d, min, max) in [
+        [
             (
                 "server.shutdown_grace",
                 self.server.shutdown_grace,
@@ -329,28 +322,65 @@ impl Config {
                 "0s",
                 "3650days",
             ),
-        ] {
-            let bound = |b: &str| b.parse::<Dur>().expect("a valid bound").0;
-            let d = d.0;
-            if d < bound(min) {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be at least {min}, not {}",
-                    show(d)
-                )));
-            }
-            if d > bound(max) {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be at most {max}, not {}",
-                    show(d)
-                )));
-            }
-        }
-        Ok(())
+        ]
+        .into_iter()
+        .map(|(key, v, min, max)| {
+            let bound = |b: &str| b.parse::<Dur>().expect("a valid bound");
+            Range::new(key, v, bound(min), Some(bound(max)))
+        })
+        .collect()
     }
 }
 
 /// The largest count any setting takes (queues, bursts, connections, peers).
 pub const COUNT_MAX: u64 = 1_000_000;
+
+/// One range-checked setting: its bounds as they are written, and its value if that is out of them.
+pub(super) struct Range {
+    pub(super) key: &'static str,
+    pub(super) min: String,
+    /// `None`: no upper bound.
+    pub(super) max: Option<String>,
+    /// The value, when it is below `min` (`Below`) or above `max`.
+    out: Option<(Side, String)>,
+}
+
+enum Side {
+    Below,
+    Above,
+}
+
+impl Range {
+    fn new<T: PartialOrd + std::fmt::Display>(
+        key: &'static str,
+        v: T,
+        min: T,
+        max: Option<T>,
+    ) -> Range {
+        let out = if v < min {
+            Some((Side::Below, v.to_string()))
+        } else if max.as_ref().is_some_and(|max| v > *max) {
+            Some((Side::Above, v.to_string()))
+        } else {
+            None
+        };
+        Range {
+            key,
+            min: min.to_string(),
+            max: max.map(|m| m.to_string()),
+            out,
+        }
+    }
+
+    /// Why the value is refused, naming the key and the bound it crosses.
+    fn refused(&self) -> Option<String> {
+        let (key, (side, v)) = (self.key, self.out.as_ref()?);
+        Some(match side {
+            Side::Below => format!("{key} must be at least {}, not {v}", self.min),
+            Side::Above => format!("{key} must be at most {}, not {v}", self.max.as_deref()?),
+        })
+    }
+}
 
 /// Environment variables that named `[meeting]` keys before every `[meeting]` key carried its section.
 const RENAMED_ENV: [&str; 6] = [
@@ -382,21 +412,6 @@ pub fn check_env(set: impl IntoIterator<Item = String>, known: &[&str]) -> Resul
         }));
     }
     Ok(())
-}
-
-/// A duration in the largest unit that states it exactly (`31days`, `90m`, `1500ms`), as one would type it,
-/// not in calendar months.
-fn show(d: std::time::Duration) -> String {
-    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
-    if nanos != 0 || secs == 0 {
-        return humantime::format_duration(d).to_string();
-    }
-    for (unit, name) in [(86_400, "days"), (3_600, "h"), (60, "m")] {
-        if secs % unit == 0 {
-            return format!("{}{name}", secs / unit);
-        }
-    }
-    format!("{secs}s")
 }
 
 /// `server.quic_advertise` is handed to clients as the relay's address: empty (derived from the bound port),

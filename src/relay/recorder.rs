@@ -106,8 +106,8 @@ impl RoomRecorder {
         self.rec.stopped_by_itself().await
     }
 
-    /// Stops (if still running; `why` is `Requested` or `MeetingEnded`), finishes the files and counts the
-    /// stop.
+    /// Stops (if still running: `why` is `Requested` or `MeetingEnded`; after the writer stopped by itself,
+    /// the reason it gave), finishes the files and counts the stop.
     pub(super) async fn finish(self, relay: &Relay, why: StopReason) -> RecordingSummary {
         let summary = self.rec.stop_because(why).await;
         relay

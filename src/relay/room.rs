@@ -164,9 +164,8 @@ pub(super) async fn run(
             }
             reason = recorder_stopped => {
                 let rec = task.recorder.take().expect("a recorder stopped");
-                // The recorder logged why (the reason given here is moot); the meeting goes on and everyone
-                // is told.
-                rec.finish(&relay, StopReason::Requested).await;
+                // The recorder logged why; the meeting goes on and everyone is told.
+                rec.finish(&relay, reason).await;
                 let text = reason.describe().to_string();
                 room.handle_input(clock.now(), Input::Recording { active: false, reason: text });
             }

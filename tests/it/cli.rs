@@ -73,6 +73,39 @@ struct Served {
     fp: String,
 }
 
+/// Finishes the administrator's first login on the HTTP API at `http` and schedules a meeting about
+/// `topic`: (the host's join token, the meeting code).
+fn staff_meeting(http: &str, topic: &str) -> (String, String) {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut admin = session(&format!("http://{http}"), "admin", ADMIN_PASSWORD).await;
+        finish_setup(&mut admin, ADMIN_PASSWORD, None, "+86 138 0000 0000").await;
+        let (status, m) = admin
+            .post("/api/v1/meetings", serde_json::json!({ "topic": topic }))
+            .await;
+        assert_eq!(status, 201, "{m}");
+        let text = |k: &str| m[k].as_str().unwrap().to_string();
+        (text("host_token"), text("code_display"))
+    })
+}
+
+/// `assist-relay meeting` against the relay at `quic`, as `name`.
+fn meeting_cmd(quic: &str, fp: &str, name: &str) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["meeting", "--relay", quic, "--server-cert-sha256", fp])
+        .args(["--name", name]);
+    c
+}
+
+/// Reads a meeting client's output until it has entered: (its participant id, the line that says so).
+fn entered(out: &mut impl BufRead) -> (String, String) {
+    let mut line = String::new();
+    while !line.starts_with("entered the meeting as participant ") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "it never entered");
+    }
+    (line.split_whitespace().nth(5).unwrap().to_string(), line)
+}
+
 /// Starts `serve` on port 0 with its data in `data` and the flags `extra`; the administrator's first
 /// password is [`ADMIN_PASSWORD`].
 fn serve(data: &Path, extra: &[&str]) -> Served {
@@ -413,23 +446,8 @@ fn a_host_shares_a_recording_with_a_guest_who_saves_it() {
         http,
         fp,
     } = serve(&dir.path().join("data"), &[]);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (host_token, code) = runtime.block_on(async {
-        let mut admin = session(&format!("http://{http}"), "admin", ADMIN_PASSWORD).await;
-        finish_setup(&mut admin, ADMIN_PASSWORD, None, "+86 138 0000 0000").await;
-        let (status, m) = admin
-            .post("/api/v1/meetings", serde_json::json!({ "topic": "demo" }))
-            .await;
-        assert_eq!(status, 201, "{m}");
-        let text = |k: &str| m[k].as_str().unwrap().to_string();
-        (text("host_token"), text("code_display"))
-    });
-    let meeting = |name: &str| {
-        let mut c = Command::new(BIN);
-        c.args(["meeting", "--relay", &quic, "--server-cert-sha256", &fp])
-            .args(["--name", name]);
-        c
-    };
+    let (host_token, code) = staff_meeting(&http, "demo");
+    let meeting = |name: &str| meeting_cmd(&quic, &fp, name);
 
     let (saved, inbox) = (dir.path().join("saved"), dir.path().join("inbox"));
     let mut guest = Reap(
@@ -444,16 +462,8 @@ fn a_host_shares_a_recording_with_a_guest_who_saves_it() {
             .unwrap(),
     );
     let mut guest_out = BufReader::new(guest.0.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("entered the meeting as participant ") {
-        line.clear();
-        assert!(
-            guest_out.read_line(&mut line).unwrap() > 0,
-            "the guest never entered"
-        );
-    }
+    let (guest_id, line) = entered(&mut guest_out);
     assert!(line.contains("(participant)"), "{line}");
-    let guest_id = line.split_whitespace().nth(5).unwrap().to_string();
 
     let notes = dir.path().join("notes.txt");
     std::fs::write(&notes, "what we found\n".repeat(500)).unwrap();

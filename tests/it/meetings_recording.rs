@@ -4,16 +4,52 @@
 use crate::common;
 use crate::meetings_relay::{fixture_frames, stroke};
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use assist_relay::client::MediaSender;
+use assist_relay::client::{MediaSender, Session};
 use assist_relay::media::{Codec, MediaFrame};
 use assist_relay::protocol::message::MeetingRole;
 use assist_relay::protocol::{ClientMsg, ServerMsg};
 use assist_relay::relay::room::RecordingReply;
+use assist_relay::relay::NewMeeting;
 use assist_relay::transport::quic::{GroupEvent, GroupOrder, GroupStreams};
 use common::meeting::await_present;
 use common::*;
+use tokio::sync::watch;
+
+/// A meeting with its host ("Host", participant 1) and a guest ("viewer") in it.
+async fn host_and_viewer(relay: &TestRelay) -> (NewMeeting, Session, Session) {
+    let m = relay.meeting();
+    let mut host = relay.staff(&m, 1, MeetingRole::Host, "Host").await;
+    let viewer = relay.guest(&m, "viewer").await;
+    await_present(&mut host, 1).await;
+    (m, host, viewer)
+}
+
+/// An administrator starts recording the meeting: the recording's directory.
+async fn start_recording(relay: &TestRelay, m: &NewMeeting) -> PathBuf {
+    let started = relay.relay.set_recording(m.id, true).await.unwrap();
+    let RecordingReply::Started { dir } = started else {
+        panic!("{started:?}")
+    };
+    dir
+}
+
+/// Reads `viewer`'s media throughout (a viewer that stops reading is skipped ahead), counting frames.
+fn count_frames(viewer: &Session) -> watch::Receiver<usize> {
+    let (count_tx, count) = watch::channel(0usize);
+    let conn = viewer.conn.clone();
+    tokio::spawn(async move {
+        let mut groups = GroupStreams::new(&conn, 16 << 20, GroupOrder::Strict);
+        while let Ok(e) = groups.next().await {
+            if let GroupEvent::Frame(_) = e {
+                count_tx.send_modify(|n| *n += 1);
+            }
+        }
+    });
+    count
+}
 
 /// Sends `frames` as VP8 (the open group stays open for the frames that follow).
 async fn send(sender: &mut MediaSender, frames: &[MediaFrame]) {
@@ -49,42 +85,19 @@ async fn stopped_log(dir: &std::path::Path) -> Vec<serde_json::Value> {
 async fn a_recording_writes_files_ffmpeg_decodes_and_a_log_and_everyone_is_told() {
     tokio::time::timeout(TEST_LIMIT, async {
         let relay = TestRelay::start().await;
-        let m = relay.meeting();
-        let mut presenter = relay.staff(&m, 1, MeetingRole::Host, "Host").await;
-        let mut viewer = relay.guest(&m, "viewer").await;
-        await_present(&mut presenter, 1).await;
-        let started = relay.relay.set_recording(m.id, true).await.unwrap();
-        let RecordingReply::Started { dir } = started else {
-            panic!("{started:?}")
-        };
+        let (m, mut presenter, mut viewer) = host_and_viewer(&relay).await;
+        let dir = start_recording(&relay, &m).await;
         for s in [&mut presenter, &mut viewer] {
             let got = expect_msg(s, |m| matches!(m, ServerMsg::Recording { .. })).await;
             assert!(matches!(got, ServerMsg::Recording { active: true, .. }));
         }
         let frames = fixture_frames("screen-vp8-720p.ivf");
         let track = presenter.participant() * 16;
-        let reader = {
-            let conn = viewer.conn.clone();
-            let n = frames.len();
-            tokio::spawn(async move {
-                let mut groups = GroupStreams::new(&conn, 16 << 20, GroupOrder::Strict);
-                let mut got = 0;
-                while got < n {
-                    if let GroupEvent::Frame(_) = groups.next().await.unwrap() {
-                        got += 1;
-                    }
-                }
-            })
-        };
+        let mut count = count_frames(&viewer);
         let mut sender = MediaSender::new(presenter.conn.clone(), 0);
-        for f in &frames {
-            sender
-                .send(Codec::Vp8, f.keyframe, f.pts_us, f.data.clone())
-                .await
-                .unwrap();
-        }
+        send(&mut sender, &frames).await;
         sender.flush().await;
-        reader.await.unwrap();
+        count.wait_for(|n| *n >= frames.len()).await.unwrap();
         viewer
             .tx
             .send(&ClientMsg::Chat("can you zoom in?".into()))
@@ -150,14 +163,8 @@ async fn a_recording_writes_files_ffmpeg_decodes_and_a_log_and_everyone_is_told(
 async fn a_recording_ended_with_its_meeting_logs_why() {
     tokio::time::timeout(TEST_LIMIT, async {
         let relay = TestRelay::start().await;
-        let m = relay.meeting();
-        let mut host = relay.staff(&m, 1, MeetingRole::Host, "Host").await;
-        let _viewer = relay.guest(&m, "viewer").await;
-        await_present(&mut host, 1).await;
-        let started = relay.relay.set_recording(m.id, true).await.unwrap();
-        let RecordingReply::Started { dir } = started else {
-            panic!("{started:?}")
-        };
+        let (m, mut host, _viewer) = host_and_viewer(&relay).await;
+        let dir = start_recording(&relay, &m).await;
         host.tx.send(&ClientMsg::EndSession).await.unwrap();
         let lines = stopped_log(&dir).await;
         let n = lines.len();
@@ -177,36 +184,20 @@ async fn a_recording_ended_with_its_meeting_logs_why() {
 async fn a_share_running_when_recording_starts_is_recorded_from_the_held_group() {
     tokio::time::timeout(TEST_LIMIT, async {
         let relay = TestRelay::start().await;
-        let m = relay.meeting();
-        let mut host = relay.staff(&m, 1, MeetingRole::Host, "Host").await;
-        let viewer = relay.guest(&m, "viewer").await;
-        await_present(&mut host, 1).await;
+        let (m, mut host, viewer) = host_and_viewer(&relay).await;
         // 150 frames, a keyframe every 30: 45 go out before recording starts, so the relay holds frames
         // 30..45 (a keyframe and 14 deltas) when it does.
         let frames = fixture_frames("screen-vp8-720p.ivf");
         assert_eq!((frames.len(), frames[30].keyframe), (150, true));
         let mut sender = MediaSender::new(host.conn.clone(), 0);
-        // The viewer reads throughout (a viewer that stops reading is skipped ahead), counting frames.
-        let (count_tx, mut count) = tokio::sync::watch::channel(0usize);
-        let conn = viewer.conn.clone();
-        tokio::spawn(async move {
-            let mut groups = GroupStreams::new(&conn, 16 << 20, GroupOrder::Strict);
-            while let Ok(e) = groups.next().await {
-                if let GroupEvent::Frame(_) = e {
-                    count_tx.send_modify(|n| *n += 1);
-                }
-            }
-        });
+        let mut count = count_frames(&viewer);
         let mut receive_until = async |n: usize| {
             count.wait_for(|got| *got >= n).await.unwrap();
         };
         send(&mut sender, &frames[0..45]).await;
         // The viewer has them, so the room has them.
         receive_until(45).await;
-        let started = relay.relay.set_recording(m.id, true).await.unwrap();
-        let RecordingReply::Started { dir } = started else {
-            panic!("{started:?}")
-        };
+        let dir = start_recording(&relay, &m).await;
         send(&mut sender, &frames[45..150]).await;
         sender.flush().await;
         receive_until(150).await;

@@ -297,7 +297,9 @@ pub fn check_codecs(lines: &[VideoLine], uses: Uses) -> Result<(), String> {
         Uses::Either => l.relay_receives || l.relay_sends,
     };
     let needed: Vec<&VideoLine> = lines.iter().filter(counts).collect();
-    if needed.iter().any(|l| l.usable) {
+    // A meeting participant may have no video at all (chat only).
+    let chat_only = matches!(uses, Uses::Either) && needed.is_empty();
+    if chat_only || needed.iter().any(|l| l.usable) {
         return Ok(());
     }
     let found = match needed.as_slice() {
@@ -318,7 +320,6 @@ pub fn check_codecs(lines: &[VideoLine], uses: Uses) -> Result<(), String> {
             "a technician's offer needs a recvonly or sendrecv video m-line with {codecs} to receive \
              the customer's screen on: {found}"
         ),
-        Uses::Either if needed.is_empty() => return Ok(()),
         Uses::Either => format!("the offer's video m-lines need {codecs}: {found}"),
     })
 }

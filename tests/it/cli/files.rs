@@ -1,11 +1,10 @@
 //! `assist-relay meeting --send-file` as a user runs it: a file that does not reach its recipient fails the
 //! command (README: "Failures exit non-zero"), and the last line says why.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::process::{Command, Stdio};
 
-use super::{serve, Reap, Served, BIN};
-use crate::common::api::{finish_setup, session, ADMIN_PASSWORD};
+use super::{entered, meeting_cmd, serve, staff_meeting, Reap, Served};
 
 /// A file the relay refuses (over `meeting.max_file_bytes`) and a file the recipient declines: each
 /// sender exits non-zero, its last line naming the file and the reason; the recipient is not affected.
@@ -21,22 +20,8 @@ fn a_refused_or_declined_file_fails_the_sender() {
         &dir.path().join("data"),
         &["--meeting-max-file-bytes", "1KiB"],
     );
-    let (host_token, code) = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let mut admin = session(&format!("http://{http}"), "admin", ADMIN_PASSWORD).await;
-        finish_setup(&mut admin, ADMIN_PASSWORD, None, "+86 138 0000 0000").await;
-        let (status, m) = admin
-            .post("/api/v1/meetings", serde_json::json!({ "topic": "files" }))
-            .await;
-        assert_eq!(status, 201, "{m}");
-        let text = |k: &str| m[k].as_str().unwrap().to_string();
-        (text("host_token"), text("code_display"))
-    });
-    let meeting = |name: &str| {
-        let mut c = Command::new(BIN);
-        c.args(["meeting", "--relay", &quic, "--server-cert-sha256", &fp])
-            .args(["--name", name]);
-        c
-    };
+    let (host_token, code) = staff_meeting(&http, "files");
+    let meeting = |name: &str| meeting_cmd(&quic, &fp, name);
     // The recipient declines every offer (no --accept-files).
     let mut guest = Reap(
         meeting("Guest")
@@ -46,12 +31,7 @@ fn a_refused_or_declined_file_fails_the_sender() {
             .unwrap(),
     );
     let mut guest_out = BufReader::new(guest.0.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("entered the meeting as participant ") {
-        line.clear();
-        assert!(guest_out.read_line(&mut line).unwrap() > 0, "no guest");
-    }
-    let guest_id = line.split_whitespace().nth(5).unwrap().to_string();
+    let (guest_id, _) = entered(&mut guest_out);
     std::thread::spawn(move || std::io::copy(&mut guest_out, &mut std::io::sink()));
 
     let (small, big) = (dir.path().join("small.txt"), dir.path().join("big2k.bin"));
