@@ -219,7 +219,8 @@ section! {
         /// How long an authorization code (and the technician's join token) stays valid.
         /// Allowed: 1s to 7days.
         code_ttl: Dur = Dur(Duration::from_secs(600)), env = "ASSIST_RELAY_CODE_TTL";
-        /// Digits in a code (6 to 18).
+        /// Digits in a code.
+        /// Allowed: 6 to 18.
         code_digits: u32 = 12, env = "ASSIST_RELAY_CODE_DIGITS";
         /// Codes live at once (the guessing bound assumes at most this many); creating more answers 503.
         /// Allowed: 1 to 1000000.
@@ -237,6 +238,7 @@ section! {
         /// Allowed: 1 to 1000000.
         address_failure_burst: u32 = 30, env = "ASSIST_RELAY_ADDRESS_FAILURE_BURST";
         /// Consecutive failures from one address before exponential backoff starts.
+        /// Allowed: 0 (from the first failure) to 1000000.
         backoff_after: u32 = 5, env = "ASSIST_RELAY_BACKOFF_AFTER";
         /// Longest backoff for one address.
         /// Allowed: 1s to 1day.

@@ -491,12 +491,15 @@ pub async fn claim_minutes(store: &Store, id: &str, article: i64) -> Result<bool
     Ok(r.rows_affected() == 1)
 }
 
-/// Notes that the meeting ended at `at` (no change if that is already noted). A recording cannot outlive
-/// its room, so it is no longer active either.
+/// Notes that the meeting ended at `at`, or at its scheduled end if that came first (a room notices its
+/// window close a moment late); no change if an end is already noted. A recording cannot outlive its room,
+/// so it is no longer active either.
 pub async fn mark_ended(store: &Store, id: &str, at: &str) -> Result<(), MeetingError> {
     let mut tx = store.write().await?;
+    // Timestamps are stored in one RFC 3339 form (UTC, milliseconds), so they compare as text.
     sqlx::query(
-        "UPDATE meetings SET ended_at = $1, recording_active = FALSE WHERE id = $2 AND ended_at IS NULL",
+        "UPDATE meetings SET ended_at = CASE WHEN $1 < ends_at THEN $1 ELSE ends_at END, \
+         recording_active = FALSE WHERE id = $2 AND ended_at IS NULL",
     )
     .bind(at)
     .bind(id)

@@ -306,8 +306,9 @@ pub(crate) async fn assist_from_ticket(
     ))
 }
 
-/// Writes each ended session that came from a ticket back to its processing records. When `stop` is
-/// cancelled (after the relay has drained at shutdown) it writes what is still queued, then returns.
+/// Writes each ended session that came from a ticket back to its processing records, and notes a meeting's
+/// end on its record when it happens (not when the record is next read). When `stop` is cancelled (after
+/// the relay has drained at shutdown) it writes what is still queued, then returns.
 pub async fn write_back_sessions(
     desk: Desk,
     mut ended: tokio::sync::broadcast::Receiver<SessionSummary>,
@@ -319,6 +320,17 @@ pub async fn write_back_sessions(
         async move {
             if let Err(e) = desk.assist_ended(&summary).await {
                 tracing::warn!(error = %e, session = %summary.id, "could not record the session's end");
+            }
+            // A no-op for a remote-assist session (no meeting has its id). A room closed by a shutdown
+            // has not ended its meeting: a restart within the window brings the room back.
+            if summary.reason != crate::core::EndReason::Shutdown {
+                let (id, at) = (
+                    summary.id.to_string(),
+                    crate::store::timestamp(summary.ended_at),
+                );
+                if let Err(e) = crate::meetings::mark_ended(&desk.store, &id, &at).await {
+                    tracing::warn!(error = %e, meeting = %id, "could not record the meeting's end");
+                }
             }
         }
     };

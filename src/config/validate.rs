@@ -8,12 +8,6 @@ use super::{ByteSize, Config, ConfigError, Dur};
 impl Config {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        if !(6..=18).contains(&self.pairing.code_digits) {
-            return bad(format!(
-                "pairing.code_digits must be 6..=18, not {}",
-                self.pairing.code_digits
-            ));
-        }
         for (name, v) in [
             ("session.input_rate", self.session.input_rate),
             (
@@ -101,7 +95,10 @@ impl Config {
         );
         let n = |v: usize| v as u64;
         [
+            ("pairing.code_digits", p.code_digits.into(), 6, Some(18)),
             ("pairing.max_live_codes", n(p.max_live_codes), 1, None),
+            // 0: back off from the first failure.
+            ("pairing.backoff_after", p.backoff_after.into(), 0, None),
             (
                 "pairing.global_failure_burst",
                 p.global_failure_burst.into(),
@@ -563,7 +560,15 @@ mod tests {
         let size = |s: &str| Some(s.parse::<ByteSize>().unwrap());
         let dur = |s: &str| Some(s.parse::<Dur>().unwrap());
         type Tweak = fn(&mut ConfigLayer);
-        let cases: [(Tweak, &str); 23] = [
+        let cases: [(Tweak, &str); 25] = [
+            (
+                |l| l.pairing.code_digits = Some(3),
+                "pairing.code_digits must be at least 6, not 3",
+            ),
+            (
+                |l| l.pairing.backoff_after = Some(4_000_000_000),
+                "pairing.backoff_after must be at most 1000000",
+            ),
             (
                 |l| l.webrtc.max_offer_bytes = Some(ByteSize(0)),
                 "webrtc.max_offer_bytes must be at least 4KiB, not 0B",

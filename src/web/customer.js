@@ -98,6 +98,13 @@ async function start() {
     $('code').focus();
     return;
   }
+  // A code is 6 to 18 digits (spaces and dashes allowed): anything else is a typo, told before the screen
+  // picker and without spending one of this address's attempts.
+  if (!/^[0-9]{6,18}$/.test(code.replace(/[\s-]/g, ''))) {
+    status('That is not a code: it is the digits the technician read to you, e.g. 1234 5678 9012.', 'idle', 'warn');
+    $('code').focus();
+    return;
+  }
   const allow = $('allow').checked;
   $('share').disabled = true;
   try {

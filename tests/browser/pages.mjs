@@ -215,17 +215,20 @@ async function codec(browser) {
   await page.close();
 }
 
-/** Fills `fields` ({id: value}), clicks `button`, waits for one of `states` on <body data-state>. */
+/** Fills `fields` ({id: value}), clicks `button`, waits for one of `states` on <body data-state>; `offers`
+ * counts the page's requests to the relay's signaling endpoint. */
 async function flow(browser, path, fields, button, states) {
   const { page, log } = await loadPage(browser, path, { width: 1280, height: 900 });
   for (const [id, v] of Object.entries(fields)) await page.fill(`#${id}`, v);
+  let offers = 0;
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/v1/rtc') offers += 1; });
   await page.click(`#${button}`);
   await until(page, (s) => s.includes(document.body.dataset.state), states, 30000);
   const state = await page.evaluate(() => {
     const el = document.getElementById('status');
     return { state: document.body.dataset.state, status: el.textContent, code: el.dataset.code || '' };
   });
-  return { page, log, ...state };
+  return { page, log, offers: () => offers, ...state };
 }
 
 async function flows(browser) {
@@ -233,8 +236,18 @@ async function flows(browser) {
   // A wrong code: the relay's refusal is shown in words; its code is kept on data-code, not shown.
   const codeKept = (status, code) => /^[a-z_0-9]+$/.test(code) && !status.includes(code);
   {
-    const { page, log, state, status, code } = await flow(browser, '/customer?synthetic=1', { code: '0000 0000 0000' }, 'share', ['error', 'waiting', 'connected']);
+    // Not a code at all: told on the page, before the screen picker and without asking the relay.
+    const { page, log, state, status, offers } = await flow(browser, '/customer?synthetic=1', { code: '12' }, 'share', ['idle']);
+    f.customer_malformed_code = status;
+    check(state === 'idle' && status.startsWith('That is not a code'), `malformed customer code: ${state}: ${status}`);
+    check(offers() === 0, `a malformed code reached the relay (${offers()} offers)`);
+    clean(log, 'customer malformed code');
+    await page.close();
+  }
+  {
+    const { page, log, state, status, code, offers } = await flow(browser, '/customer?synthetic=1', { code: '0000 0000 0000' }, 'share', ['error', 'waiting', 'connected']);
     f.customer_wrong_code = status;
+    check(offers() === 1, `a well-formed wrong code is offered to the relay once, not ${offers()} times`);
     check(state === 'error' && codeKept(status, code), `wrong customer code: ${state}: ${status} [${code}]`);
     clean(log, 'customer wrong code', true);
     await page.close();

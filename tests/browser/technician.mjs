@@ -15,7 +15,7 @@ const want = intArg(framesArg, 'FRAMES', 20);
 const timeout = intArg(timeoutArg, 'TIMEOUT', 60);
 const clicks = (clicksArg || '0.5,0.5;0.1,0.1;0.9,0.8').split(';').map((p) => {
   const [fx, fy] = p.split(',').map(Number);
-  if (!(fx >= 0 && fx <= 1 && fy >= 0 && fy <= 1)) throw new Error(`bad click ${p}`);
+  if (!(fx >= 0 && fx <= 1 && fy >= 0 && fy <= 1)) fail(`bad click ${p}: CLICKS is x,y pairs in 0..1 separated by ";", e.g. 0.5,0.5;0.1,0.1`);
   return { fx, fy };
 });
 

@@ -49,16 +49,7 @@ async fn browser_meeting_shows_native_and_browser_shares() {
         let relay = start_relay().await;
         let admin = api::admin(&relay).await;
         let m = meeting(&admin, json!({ "topic": "browser meeting" })).await;
-        let host = relay
-            .join_as(
-                "127.0.0.1:0",
-                Hello::Meeting {
-                    token: m["host_token"].as_str().unwrap().to_string(),
-                    name: "Dana".into(),
-                },
-            )
-            .await
-            .unwrap();
+        let host = relay.with_token(m["host_token"].as_str().unwrap(), "Dana").await;
         assert_eq!(welcomed_as(&host), MeetingRole::Host);
         let host_track = host.participant() * 16;
         let code = m["code_display"].as_str().unwrap().to_string();

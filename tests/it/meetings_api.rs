@@ -298,15 +298,8 @@ async fn tokens_and_codes_from_the_api_enter_the_relay() {
         let m = meeting(&t1, json!({ "topic": "Live", "invitees": [t2.id()] })).await;
 
         let host = relay
-            .join_as(
-                "127.0.0.1:0",
-                Hello::Meeting {
-                    token: m["host_token"].as_str().unwrap().to_string(),
-                    name: "Host".into(),
-                },
-            )
-            .await
-            .unwrap();
+            .with_token(m["host_token"].as_str().unwrap(), "Host")
+            .await;
         assert_eq!(welcomed_as(&host), MeetingRole::Host);
 
         let (s, v) = t2
@@ -317,15 +310,8 @@ async fn tokens_and_codes_from_the_api_enter_the_relay() {
             .await;
         assert_eq!(s, 200, "{v}");
         let presenter = relay
-            .join_as(
-                "127.0.0.1:0",
-                Hello::Meeting {
-                    token: v["token"].as_str().unwrap().to_string(),
-                    name: "Presenter".into(),
-                },
-            )
-            .await
-            .unwrap();
+            .with_token(v["token"].as_str().unwrap(), "Presenter")
+            .await;
         assert_eq!(welcomed_as(&presenter), MeetingRole::Presenter);
 
         let guest = relay
@@ -544,15 +530,8 @@ async fn the_host_or_a_supervisor_ends_a_meeting() {
         let id = id_of(&m);
         let path = format!("/api/v1/meetings/{id}");
         let host = relay
-            .join_as(
-                "127.0.0.1:0",
-                Hello::Meeting {
-                    token: m["host_token"].as_str().unwrap().to_string(),
-                    name: "Host".into(),
-                },
-            )
-            .await
-            .unwrap();
+            .with_token(m["host_token"].as_str().unwrap(), "Host")
+            .await;
 
         let (s, v) = t2.delete(&path).await;
         assert_eq!((s, code_of(&v)), (403, Some("forbidden")), "{v}");
@@ -655,6 +634,56 @@ async fn the_openapi_document_describes_meetings() {
                 assert!(op["responses"][*s].is_object(), "{method} {path}: no {s}");
             }
         }
+    })
+    .await
+    .unwrap();
+}
+
+/// Guards against a meeting's end being dated when its record is next read: ended by its host over the
+/// relay, the record says so at once, with the time it ended.
+#[tokio::test]
+async fn a_meeting_ended_over_the_relay_is_dated_when_it_ended() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let relay = TestRelay::start().await;
+        let admin = api::admin(&relay).await;
+        let t1 = api::user(&admin, "t1", "technician").await;
+        let m = meeting(&t1, json!({ "topic": "Done" })).await;
+        let id = id_of(&m);
+        let mut host = relay
+            .with_token(m["host_token"].as_str().unwrap(), "Host")
+            .await;
+        let ended = relay.clock.wall();
+        host.tx
+            .send(&assist_relay::protocol::ClientMsg::EndSession)
+            .await
+            .unwrap();
+        assert_eq!(closed_with(&host).await, ErrorCode::SessionEnded);
+        // On the record without anyone reading it through the API.
+        let db = relay.data_dir().join("assist-relay.db");
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+            .await
+            .unwrap();
+        let mut at = None;
+        for _ in 0..250 {
+            let row: (Option<String>,) =
+                sqlx::query_as("SELECT ended_at FROM meetings WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            at = row.0;
+            if at.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let want = assist_relay::store::timestamp(ended);
+        assert_eq!(at.as_deref(), Some(want.as_str()));
+        // Read ten minutes later, it still says when it ended.
+        relay.clock.advance(Duration::from_secs(600));
+        let (s, v) = t1.get(&format!("/api/v1/meetings/{id}")).await;
+        assert_eq!((s, &v["state"]), (200, &json!("ended")), "{v}");
+        assert_eq!(v["ended_at"], want, "{v}");
     })
     .await
     .unwrap();

@@ -163,15 +163,8 @@ async fn a_scheduled_meeting_survives_a_restart() {
             .await;
         assert_eq!(refused(early), ErrorCode::MeetingNotStarted);
         let host = relay
-            .join_as(
-                "127.0.0.1:0",
-                Hello::Meeting {
-                    token: m["host_token"].as_str().unwrap().to_string(),
-                    name: "Host".into(),
-                },
-            )
-            .await
-            .unwrap();
+            .with_token(m["host_token"].as_str().unwrap(), "Host")
+            .await;
         assert_eq!(welcomed_as(&host), MeetingRole::Host);
     })
     .await

@@ -21,10 +21,15 @@ impl TestRelay {
     /// Enters `m` as staff member `user` with `role`.
     pub async fn staff(&self, m: &NewMeeting, user: u32, role: MeetingRole, name: &str) -> Session {
         let token = self.relay.meeting_token(m.id, user, role, m.ends_at);
+        self.with_token(&token, name).await
+    }
+
+    /// Enters a meeting with a staff join token (`host_token` of `POST /meetings`, or a join-token answer).
+    pub async fn with_token(&self, token: &str, name: &str) -> Session {
         self.join_as(
             "127.0.0.1:0",
             Hello::Meeting {
-                token,
+                token: token.to_string(),
                 name: name.into(),
             },
         )

@@ -48,7 +48,6 @@ impl TestRelay {
     pub async fn start() -> TestRelay {
         TestRelay::start_with(|_| {}).await
     }
-
     /// Starts a relay whose config layer `tweak` may change.
     pub async fn start_with(tweak: impl FnOnce(&mut ConfigLayer)) -> TestRelay {
         TestRelay::start_in(tempfile::tempdir().unwrap(), tweak).await
